@@ -1,0 +1,23 @@
+from setuptools import setup
+
+setup(
+    name="wsrelay",
+    version="0.1.0",
+    description="A self-hosted WebSocket edge relay (a twistd plugin)",
+    python_requires=">=3.11",
+    packages=["wsrelay", "twisted.plugins"],
+    package_data={"wsrelay": ["demo_page.html"]},
+    install_requires=[
+        "Twisted>=24.7",
+        # 26.7.1 checks the message-size limit after inflation (GHSA-hxp9-w8x3-p566);
+        # the relay overrides a few handshake hooks, so stay on the 26 series.
+        "autobahn[twisted]>=26.7.1,<27",
+        "pyOpenSSL>=24",
+        "service-identity>=24",
+        "zope.interface>=6",
+    ],
+    extras_require={
+        "test": ["pytest>=8", "websockets>=13"],
+    },
+    entry_points={"console_scripts": []},
+)

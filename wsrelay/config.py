@@ -1,0 +1,430 @@
+"""
+The relay's configuration: an INI file turned, once, into immutable values.
+
+Every key is parsed and validated at load time; nothing downstream sees a
+string it must interpret. A mistake raises ConfigError naming the file, the
+section and the key, so an operator can fix it from one line of output.
+"""
+
+import configparser
+import ipaddress
+from dataclasses import dataclass, field
+
+from twisted.internet.endpoints import serverFromString
+
+
+class ConfigError(Exception):
+    """A configuration mistake; str() is the one line shown to the operator."""
+
+    def __init__(self, path, section, key, message):
+        self.path, self.section, self.key = path, section, key
+        where = f"[{section}]" if section else ""
+        if key:
+            where += f" {key}"
+        super().__init__(f"{path}: {where}: {message}" if where else f"{path}: {message}")
+
+
+ORIGIN_GONE_CODES = (1011, 1012, 1013, 1014)
+PROTOCOLS = ("http", "https", "follow")
+
+
+@dataclass(frozen=True)
+class Origin:
+    """One origin server as written in `origins`; port None follows the protocol."""
+
+    host: str
+    port: int | None = None
+
+    def port_for(self, scheme):
+        """The port to dial when speaking `scheme` ('http' or 'https')."""
+        if self.port is not None:
+            return self.port
+        return 443 if scheme == "https" else 80
+
+    def __str__(self):
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return host if self.port is None else f"{host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class DomainConfig:
+    """What the relay does for one [domain:...] section."""
+
+    name: str
+    websocket: bool = True
+    origins: tuple = ()
+    origin_protocol: str = "follow"
+    origin_host: str | None = None
+    allowed_origins: frozenset = frozenset()
+    heartbeat_interval: float = 60.0
+    heartbeat_timeout: float = 60.0
+    connection_timeout: float = 60.0
+    max_message_size: int = 1048576
+    compression: bool = False
+    origin_compression: bool = False
+
+    def origin_scheme(self, client_scheme):
+        """'http' or 'https' towards the origin, given the client's own scheme."""
+        if self.origin_protocol == "follow":
+            return client_scheme
+        return self.origin_protocol
+
+    def origin_allowed(self, browser_origin):
+        """Whether a browser Origin header value may open a session here."""
+        if not self.allowed_origins or browser_origin is None:
+            return True
+        return browser_origin.strip().lower().rstrip("/") in self.allowed_origins
+
+
+@dataclass(frozen=True)
+class RelayConfig:
+    """The whole configuration: swapped as one value, never mutated."""
+
+    path: str
+    listen: tuple = ("tcp:8080:interface=127.0.0.1",)
+    handshake_timeout: float = 5.0
+    origin_connect_timeout: float = 3.0
+    origin_gone_close_code: int = 1011
+    trusted_proxies: tuple = ()
+    domains: dict = field(default_factory=dict)
+    wildcards: dict = field(default_factory=dict)
+    catch_all: DomainConfig | None = None
+    warnings: tuple = ()
+
+    def domain_for(self, host):
+        """The DomainConfig serving a Host header value, or None (404)."""
+        name = normalize_host(host)
+        if name is None:
+            return None
+        found = self.domains.get(name)
+        if found is not None:
+            return found
+        head, dot, parent = name.partition(".")
+        if dot and head:
+            found = self.wildcards.get(parent)
+            if found is not None:
+                return found
+        return self.catch_all
+
+    def is_trusted_proxy(self, address):
+        """Whether X-Forwarded-For from this peer address is believed."""
+        if not self.trusted_proxies:
+            return False
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in net for net in self.trusted_proxies)
+
+
+def normalize_host(host):
+    """Host header value -> lower-case name without port or trailing dot."""
+    if host is None:
+        return None
+    host = host.strip().lower()
+    if host.startswith("["):
+        end = host.find("]")
+        if end < 0:
+            return None
+        return host[1:end]
+    if host.count(":") == 1:
+        host = host.split(":", 1)[0]
+    host = host.rstrip(".")
+    return host or None
+
+
+# --- parsing -----------------------------------------------------------------
+
+RELAY_KEYS = {
+    "listen", "heartbeat_interval", "heartbeat_timeout", "connection_timeout",
+    "handshake_timeout", "origin_connect_timeout", "max_message_size",
+    "origin_gone_close_code", "trusted_proxies",
+}
+DOMAIN_OVERRIDES = ("heartbeat_interval", "heartbeat_timeout", "connection_timeout", "max_message_size")
+DOMAIN_KEYS = {
+    "websocket", "origins", "origin_protocol", "origin_host", "allowed_origins",
+    "compression", "origin_compression",
+} | set(DOMAIN_OVERRIDES)
+
+
+class _Reader:
+    """Typed access to one section, raising ConfigError with file/section/key."""
+
+    def __init__(self, path, name, section):
+        self.path, self.name, self.section = path, name, section
+
+    def fail(self, key, message):
+        raise ConfigError(self.path, self.name, key, message)
+
+    def raw(self, key):
+        value = self.section.get(key)
+        return None if value is None else value.strip()
+
+    def seconds(self, key, default):
+        value = self.raw(key)
+        if value is None or value == "":
+            return default
+        try:
+            number = float(value)
+        except ValueError:
+            self.fail(key, f"{value!r} is not a number of seconds")
+        if number < 0 or number != number or number == float("inf"):
+            self.fail(key, f"{value!r} must be 0 or a positive number of seconds")
+        return number
+
+    def positive_int(self, key, default):
+        value = self.raw(key)
+        if value is None or value == "":
+            return default
+        try:
+            number = int(value)
+        except ValueError:
+            self.fail(key, f"{value!r} is not a whole number")
+        if number <= 0:
+            self.fail(key, f"{value!r} must be greater than 0")
+        return number
+
+    def boolean(self, key, default):
+        value = self.raw(key)
+        if value is None or value == "":
+            return default
+        lowered = value.lower()
+        if lowered in ("on", "yes", "true", "1"):
+            return True
+        if lowered in ("off", "no", "false", "0"):
+            return False
+        self.fail(key, f"{value!r} is not on or off")
+
+    def choice(self, key, default, choices):
+        value = self.raw(key)
+        if value is None or value == "":
+            return default
+        if value.lower() not in choices:
+            self.fail(key, f"{value!r} is not one of {', '.join(choices)}")
+        return value.lower()
+
+
+def _parse_origin(reader, key, word):
+    if word.startswith("["):
+        end = word.find("]")
+        if end < 0:
+            reader.fail(key, f"{word!r} is not host[:port]")
+        host, rest = word[1:end], word[end + 1:]
+        if rest and not rest.startswith(":"):
+            reader.fail(key, f"{word!r} is not host[:port]")
+        port_text = rest[1:] if rest else None
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            reader.fail(key, f"{word!r}: {host!r} is not an IPv6 address")
+    else:
+        if word.count(":") > 1:
+            reader.fail(key, f"{word!r}: write IPv6 origins as [address]:port")
+        host, _, port_text = word.partition(":")
+        port_text = port_text if ":" in word else None
+    if not host or any(c in host for c in "/?#@ "):
+        reader.fail(key, f"{word!r} is not host[:port]")
+    port = None
+    if port_text is not None:
+        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+            reader.fail(key, f"{word!r}: port must be 1-65535")
+        port = int(port_text)
+    return Origin(host.lower(), port)
+
+
+def _parse_listen(reader, key, default):
+    value = reader.raw(key)
+    if value is None or value == "":
+        return default
+    words = tuple(value.split())
+    for word in words:
+        try:
+            serverFromString(None, word)  # parsing only; nothing listens yet
+        except Exception as e:  # the parser raises ValueError, KeyError, ...
+            reader.fail(key, f"{word!r} is not a Twisted server endpoint string ({e})")
+    return words
+
+
+def _parse_proxies(reader, key):
+    value = reader.raw(key) or ""
+    nets = []
+    for word in value.split():
+        try:
+            nets.append(ipaddress.ip_network(word, strict=False))
+        except ValueError:
+            reader.fail(key, f"{word!r} is not an address or CIDR")
+    return tuple(nets)
+
+
+def _parse_allowed_origins(reader, key):
+    value = reader.raw(key) or ""
+    result = set()
+    for word in value.split():
+        word = word.lower().rstrip("/")
+        scheme, sep, rest = word.partition("://")
+        if not sep or scheme not in ("http", "https") or not rest or "/" in rest:
+            reader.fail(key, f"{word!r} is not an origin like https://app.example.com")
+        result.add(word)
+    return frozenset(result)
+
+
+def _check_domain_name(path, name):
+    pattern = name[len("domain:"):].strip().lower().rstrip(".")
+    if pattern == "*":
+        return pattern
+    bare = pattern[2:] if pattern.startswith("*.") else pattern
+    labels = bare.split(".")
+    ok = bare and all(
+        label and len(label) <= 63 and all(c.isalnum() or c in "-_" for c in label)
+        for label in labels
+    )
+    if not ok:
+        try:
+            ipaddress.ip_address(bare.strip("[]"))
+            return bare.strip("[]")
+        except ValueError:
+            raise ConfigError(
+                path, name, None,
+                "the domain must be a host name, *.parent.name, an IP address or *",
+            )
+    return pattern
+
+
+def _timeout_warnings(where, d):
+    warnings = []
+    if d.heartbeat_interval and d.connection_timeout and d.heartbeat_interval > d.connection_timeout:
+        warnings.append(
+            f"{where}: heartbeat_interval ({d.heartbeat_interval:g}) > connection_timeout "
+            f"({d.connection_timeout:g}): idle sessions are closed before a ping is ever sent"
+        )
+    if not d.heartbeat_interval and not d.connection_timeout:
+        warnings.append(
+            f"{where}: heartbeat_interval and connection_timeout are both 0: "
+            "a dead peer is never noticed and its session is kept forever"
+        )
+    return warnings
+
+
+def parse_config(text, path="<string>"):
+    """Parse INI text into a RelayConfig; raise ConfigError on any mistake."""
+    parser = configparser.ConfigParser(
+        interpolation=None,
+        inline_comment_prefixes=(";", "#"),
+        comment_prefixes=(";", "#"),
+        default_section="\0none",
+        strict=True,
+        empty_lines_in_values=False,
+    )
+    try:
+        parser.read_string(text, source=path)
+    except configparser.DuplicateSectionError as e:
+        raise ConfigError(path, e.section, None, "section appears twice")
+    except configparser.DuplicateOptionError as e:
+        raise ConfigError(path, e.section, e.option, "key appears twice in the section")
+    except configparser.MissingSectionHeaderError as e:
+        raise ConfigError(path, None, None, f"line {e.lineno}: a key before any [section]")
+    except configparser.Error as e:
+        raise ConfigError(path, None, None, str(e).splitlines()[0])
+
+    for name in parser.sections():
+        if name != "relay" and not name.startswith("domain:"):
+            raise ConfigError(path, name, None, "unknown section (expected [relay] or [domain:NAME])")
+
+    relay = _Reader(path, "relay", parser["relay"] if parser.has_section("relay") else {})
+    for key in relay.section:
+        if key not in RELAY_KEYS:
+            relay.fail(key, "unknown key")
+
+    base = DomainConfig(
+        name="*",
+        heartbeat_interval=relay.seconds("heartbeat_interval", 60.0),
+        heartbeat_timeout=relay.seconds("heartbeat_timeout", 60.0),
+        connection_timeout=relay.seconds("connection_timeout", 60.0),
+        max_message_size=relay.positive_int("max_message_size", 1048576),
+    )
+    code_text = relay.raw("origin_gone_close_code")
+    origin_gone = 1011
+    if code_text:
+        if not code_text.isdigit() or int(code_text) not in ORIGIN_GONE_CODES:
+            relay.fail("origin_gone_close_code", f"{code_text!r} is not one of 1011, 1012, 1013, 1014")
+        origin_gone = int(code_text)
+
+    handshake_timeout = relay.seconds("handshake_timeout", 5.0)
+    origin_connect_timeout = relay.seconds("origin_connect_timeout", 3.0)
+    if handshake_timeout == 0:
+        relay.fail("handshake_timeout", "must be greater than 0")
+    if origin_connect_timeout == 0:
+        relay.fail("origin_connect_timeout", "must be greater than 0")
+
+    warnings = []
+
+    domains, wildcards, catch_all = {}, {}, None
+    for name in parser.sections():
+        if not name.startswith("domain:"):
+            continue
+        pattern = _check_domain_name(path, name)
+        reader = _Reader(path, name, parser[name])
+        for key in reader.section:
+            if key not in DOMAIN_KEYS:
+                reader.fail(key, "unknown key")
+        websocket = reader.boolean("websocket", True)
+        origins = tuple(_parse_origin(reader, "origins", w) for w in (reader.raw("origins") or "").split())
+        if websocket and not origins:
+            reader.fail("origins", "at least one origin (host[:port]) is required while websocket = on")
+        domain = DomainConfig(
+            name=pattern,
+            websocket=websocket,
+            origins=origins,
+            origin_protocol=reader.choice("origin_protocol", "follow", PROTOCOLS),
+            origin_host=_header_value(reader, "origin_host"),
+            allowed_origins=_parse_allowed_origins(reader, "allowed_origins"),
+            heartbeat_interval=reader.seconds("heartbeat_interval", base.heartbeat_interval),
+            heartbeat_timeout=reader.seconds("heartbeat_timeout", base.heartbeat_timeout),
+            connection_timeout=reader.seconds("connection_timeout", base.connection_timeout),
+            max_message_size=reader.positive_int("max_message_size", base.max_message_size),
+            compression=reader.boolean("compression", False),
+            origin_compression=reader.boolean("origin_compression", False),
+        )
+        warnings.extend(_timeout_warnings(f"{path}: [{name}]", domain))
+        if pattern == "*":
+            catch_all = domain
+        elif pattern.startswith("*."):
+            wildcards[pattern[2:]] = domain
+        else:
+            domains[pattern] = domain
+    if not (domains or wildcards or catch_all):
+        raise ConfigError(path, None, None, "no [domain:NAME] section: the relay would answer every request 404")
+
+    return RelayConfig(
+        path=path,
+        listen=_parse_listen(relay, "listen", RelayConfig.listen),
+        handshake_timeout=handshake_timeout,
+        origin_connect_timeout=origin_connect_timeout,
+        origin_gone_close_code=origin_gone,
+        trusted_proxies=_parse_proxies(relay, "trusted_proxies"),
+        domains=domains,
+        wildcards=wildcards,
+        catch_all=catch_all,
+        warnings=tuple(warnings),
+    )
+
+
+def _header_value(reader, key):
+    value = reader.raw(key)
+    if not value:
+        return None
+    if any(ord(c) < 0x21 or ord(c) > 0x7E for c in value):
+        reader.fail(key, f"{value!r} is not a valid Host header value")
+    return value
+
+
+def load_config(path):
+    """Read and parse a config file; a missing or unreadable file is a ConfigError."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as e:
+        raise ConfigError(path, None, None, f"cannot read the file ({e.strerror})")
+    except UnicodeDecodeError:
+        raise ConfigError(path, None, None, "the file is not UTF-8 text")
+    return parse_config(text, path)

@@ -1,0 +1,403 @@
+"""
+The two Autobahn protocols of a session: ClientLeg faces the browser,
+OriginLeg faces the origin. They only move bytes and report events to their
+Session; what to do about an event is decided there and in wsrelay.closing.
+
+Frames are copied as they arrive (Autobahn's streaming API): a frame's header
+is written as soon as it is read, and its payload as each piece comes in, so
+no message is ever held whole. While a frame is being written onto a leg,
+control frames for that leg (pongs, pings, close) wait until it ends.
+"""
+
+from autobahn.twisted.websocket import WebSocketClientProtocol, WebSocketServerProtocol
+from autobahn.websocket.protocol import WebSocketProtocol
+from autobahn.websocket.types import ConnectionDeny
+from autobahn.websocket.xormasker import create_xor_masker
+from twisted.internet import defer
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from wsrelay.closing import PEER_CLOSED, PEER_ERROR, encode_reason
+from wsrelay.frames import frame_header, new_mask
+from wsrelay.http import check_request_head, error_response, request_target, status_of
+from wsrelay.session import LegCounters, Session
+
+log = Logger(namespace="wsrelay.legs")
+
+OPEN = WebSocketProtocol.STATE_OPEN
+CONNECTING = WebSocketProtocol.STATE_CONNECTING
+CLOSED = WebSocketProtocol.STATE_CLOSED
+
+MAX_HEAD = 16384          # request/response head limit (HAProxy's tune.bufsize default)
+CLOSE_TIMEOUT = 5.0       # a closing handshake must end the TCP connection within this
+
+_IDLE, _STREAM, _BUFFER = 0, 1, 2
+
+UPGRADE_TEXT = "This is a WebSocket relay: connect with a WebSocket client (Upgrade: websocket)."
+
+
+class Refused(ConnectionDeny):
+    """A handshake refusal with an HTTP status and optional response headers."""
+
+    def __init__(self, code, reason, headers=()):
+        super().__init__(code, reason)
+        self.headers = list(headers)
+
+
+class _Leg:
+    """What both legs share: byte counting, frame copying, close bookkeeping."""
+
+    side = None
+    session = None
+    other = None
+    heartbeat = None
+    counters = None
+    close_sent = None         # (code, reason) of the close frame this leg sent
+    close_received = None     # (code, reason) of the close frame its peer sent
+    lost = False
+    joined = True             # the session counts this leg as its own
+    _forward = False          # the incoming message is copied to the other leg
+    _sink = _IDLE             # state of the frame being written onto this leg
+    _held = None
+    _masker = None
+    _close_timer = None
+
+    def connectionMade(self):
+        self.counters = LegCounters()
+        super().connectionMade()
+        try:  # Autobahn never manages to set it itself (see docs/wire.md)
+            self.transport.setTcpNoDelay(True)
+        except Exception:
+            pass
+
+    def dataReceived(self, data):
+        self.counters.bytes_in += len(data)
+        self._dataReceived(data)
+
+    def sendData(self, data, sync=False, chopsize=None):
+        self.counters.bytes_out += len(data)
+        self.transport.write(data)
+
+    def sendFrame(self, opcode, payload=b"", fin=True, rsv=0, mask=None,
+                  payload_len=None, chopsize=None, sync=False):
+        # Autobahn sends only control frames through here for the relay.
+        if self._sink == _STREAM:
+            self._held.append((opcode, payload))
+            return
+        super().sendFrame(opcode, payload, fin, rsv, mask)
+
+    # -- receiving: every frame goes straight on to the other leg --------------
+
+    def onMessageBegin(self, isBinary):
+        self.message_data_total_length = 0
+        self.counters.messages_in += 1
+        other = self.other
+        self._forward = other is not None and other.state == OPEN and self.state == OPEN
+        if self._forward:
+            other.counters.messages_out += 1
+            self.session.touch()
+
+    def onMessageFrameBegin(self, length):
+        total = self.message_data_total_length + length
+        self.message_data_total_length = total
+        if 0 < self.maxMessagePayloadSize < total:
+            self.wasMaxMessagePayloadSizeExceeded = True
+            self._max_message_size_exceeded(
+                total, self.maxMessagePayloadSize,
+                f"message larger than {self.maxMessagePayloadSize} bytes")
+            return
+        self.counters.frames_in += 1
+        if self._forward:
+            frame = self.current_frame
+            known = None if self._isMessageCompressed else length
+            self._forward = self.other.begin_frame(frame.opcode, frame.fin, known)
+
+    def onMessageFrameData(self, payload):
+        if self._forward and not self.failedByMe:
+            self.other.frame_data(payload)
+
+    def onMessageFrameEnd(self):
+        if self._forward and not self.failedByMe:
+            self.other.end_frame()
+
+    def onMessageEnd(self):
+        pass
+
+    # -- sending: frames copied from the other leg ------------------------------
+
+    def begin_frame(self, opcode, fin, length):
+        """Start a frame; length None means it is only known at its end."""
+        if self.state != OPEN:
+            return False
+        self.counters.frames_out += 1
+        if length is None or self._perMessageCompress is not None:
+            self._sink = _BUFFER
+            self._parts = []
+            self._frame = (opcode, fin)
+            return True
+        mask = new_mask() if self._masks else None
+        self._write(frame_header(opcode, fin, length, 0, mask))
+        if length:
+            self._sink = _STREAM
+            self._held = []
+            self._masker = create_xor_masker(mask, length) if mask else None
+        return True
+
+    def frame_data(self, payload):
+        if self._sink == _STREAM:
+            if self._masker is not None:
+                payload = self._masker.process(payload)
+            self._write(payload)
+        elif self._sink == _BUFFER:
+            self._parts.append(payload)
+
+    def end_frame(self):
+        sink, self._sink = self._sink, _IDLE
+        if sink == _STREAM:
+            held, self._held, self._masker = self._held, None, None
+            for opcode, payload in held:
+                super().sendFrame(opcode, payload)
+        elif sink == _BUFFER:
+            opcode, fin = self._frame
+            data, self._parts = b"".join(self._parts), None
+            rsv = 0
+            compressor = self._perMessageCompress
+            if compressor is not None:
+                if opcode != 0:
+                    compressor.start_compress_message()
+                    rsv = 4
+                data = compressor.compress_message_data(data)
+                if fin:
+                    data += compressor.end_compress_message()
+            mask = new_mask() if self._masks else None
+            if mask is not None and data:
+                data = create_xor_masker(mask, len(data)).process(data)
+            self._write(frame_header(opcode, fin, len(data), rsv, mask) + data)
+
+    def _write(self, data):
+        self.counters.bytes_out += len(data)
+        self.transport.write(data)
+
+    # -- closing ---------------------------------------------------------------
+
+    def onPong(self, payload):
+        if self.heartbeat is not None:
+            self.heartbeat.pong()
+
+    def onCloseFrame(self, code, reasonRaw):
+        was_open = self.state == OPEN
+        stop = super().onCloseFrame(code, reasonRaw)
+        if not self.failedByMe and self.close_received is None:
+            self.close_received = (self.remoteCloseCode, self.remoteCloseReason)
+            if was_open and self.session is not None:
+                self.session.leg_event(self.side, PEER_CLOSED, self.remoteCloseCode, self.remoteCloseReason)
+        return stop
+
+    def _fail_connection(self, code=1001, reason="going away"):
+        first = self.state == OPEN and not self.failedByMe
+        super()._fail_connection(code, reason)
+        if first and self.session is not None:
+            self.session.leg_event(self.side, PEER_ERROR, code, reason)
+
+    def sendCloseFrame(self, code=None, reasonUtf8=None, isReply=False):
+        if self.state == OPEN and self.close_sent is None:
+            self.close_sent = (code, reasonUtf8.decode("utf-8") if reasonUtf8 else None)
+            self._close_timer = self.factory.reactor.callLater(CLOSE_TIMEOUT, self.abort)
+        super().sendCloseFrame(code, reasonUtf8, isReply)
+
+    def close_with(self, code, reason, hold):
+        """
+        Close this leg with (code, reason). A frame still being copied onto it
+        is finished first when its source is alive (hold), else the
+        connection is dropped: a half-written frame cannot be ended cleanly.
+        """
+        if self.lost or self.close_sent is not None:
+            return
+        if self.state != OPEN or (self._sink == _STREAM and not hold):
+            self.abort()
+            return
+        self.sendCloseFrame(code, encode_reason(reason))
+
+    def abort(self):
+        if not self.lost and self.transport is not None:
+            self.transport.abortConnection()
+
+    def close_info(self):
+        """(code, reason, closed_by) of this leg's closing handshake."""
+        if self.close_sent is not None and (self.close_received is None or self.closedByMe):
+            return self.close_sent[0], self.close_sent[1], "relay"
+        if self.close_received is not None:
+            return self.close_received[0], self.close_received[1], self.side
+        if self.counters is None or self.state == CONNECTING:
+            return None, None, None
+        return 1006, None, ("relay" if self.droppedByMe else self.side)
+
+    def connectionLost(self, reason):
+        self.lost = True
+        if self._close_timer is not None and self._close_timer.active():
+            self._close_timer.cancel()
+        if self.heartbeat is not None:
+            self.heartbeat.stop()
+        super().connectionLost(reason)
+        if self.session is not None and self.joined:
+            self.session.leg_lost(self.side)
+
+
+class ClientLeg(_Leg, WebSocketServerProtocol):
+    """The browser's side: holds its 101 until the origin has said 101."""
+
+    side = "client"
+    _masks = False
+    _awaiting_origin = False
+    _refusal_headers = ()
+
+    def connectionMade(self):
+        super().connectionMade()
+        relay = self.factory.relay
+        self.config = relay.config  # this connection keeps the config it started with
+        peer = self.transport.getPeer()
+        self.session = Session(
+            relay, self.config, self, getattr(peer, "host", str(peer)),
+            relay.scheme_of(self.transport), relay.reactor.seconds())
+        relay.session_started(self.session)
+        self._head_timer = relay.reactor.callLater(self.config.handshake_timeout, self._head_timed_out)
+
+    def _head_timed_out(self):
+        self.session.status = 408
+        self.abort()
+
+    def processHandshake(self):
+        if self._awaiting_origin:
+            if len(self.data) > MAX_HEAD:  # nothing may follow the request before the 101
+                self.abort()
+            return
+        end = self.data.find(b"\r\n\r\n")
+        if end < 0 or end + 4 > MAX_HEAD:
+            if len(self.data) > MAX_HEAD:
+                self._stop_head_timer()
+                self.failHandshake("request header fields too large", 431)
+            return
+        self._stop_head_timer()
+        problem = check_request_head(self.data[:end + 4])
+        if problem:
+            self.failHandshake(problem, 400)
+            return
+        super().processHandshake()
+
+    def _stop_head_timer(self):
+        if self._head_timer.active():
+            self._head_timer.cancel()
+
+    def onConnect(self, request):
+        self._awaiting_origin = True
+        session = self.session
+        headers = request.headers
+        session.host = headers.get("host")
+        domain = self.config.domain_for(session.host)
+        if domain is None:
+            raise Refused(404, "no such domain on this relay")
+        session.domain = domain
+        if not domain.websocket:
+            raise Refused(403, "WebSocket is turned off for this domain")
+        if not domain.origin_allowed(headers.get("origin")):
+            raise Refused(403, "this Origin may not open WebSocket connections here")
+        target = request_target(self.http_request_uri)
+        if target is None:
+            raise Refused(400, "bad request target")
+        session.path = target
+        self.maxMessagePayloadSize = domain.max_message_size
+        relay = self.factory.relay
+        session.client_ip = relay.client_address(session.peer, headers.get("x-forwarded-for"))
+        d = relay.connect_origin(session, request)
+        session.pending = d
+
+        def refused(failure):
+            session.pending = None
+            if isinstance(failure.value, Refused):
+                self._refusal_headers = failure.value.headers
+            elif isinstance(failure.value, defer.CancelledError):
+                failure = Failure(Refused(499, "client went away"))
+            return failure
+
+        def accepted(result):
+            session.pending = None
+            return result
+
+        return d.addCallbacks(accepted, refused)
+
+    def succeedHandshake(self, res):
+        if self.lost:  # the client left while the origin was answering
+            self.session.origin.close_with(1001, "client gone", hold=False)
+            return
+        super().succeedHandshake(res)
+
+    def sendHttpErrorResponse(self, code, reason, responseHeaders=None):
+        self.session.status = code
+        headers = list(responseHeaders or ()) + list(self._refusal_headers)
+        body = "".join(c if 0x20 <= ord(c) < 0x7F else "?" for c in reason)[:200]
+        if code == 426:
+            headers.append(("Upgrade", "websocket"))
+            body = UPGRADE_TEXT
+        self.sendData(error_response(code, body, headers))
+
+    def onOpen(self):
+        self._awaiting_origin = False
+        self.session.open()
+
+    def connectionLost(self, reason):
+        self._stop_head_timer()
+        super().connectionLost(reason)
+
+
+class OriginLeg(_Leg, WebSocketClientProtocol):
+    """The origin's side: sends the relay's own request, reports how it was answered."""
+
+    side = "origin"
+    _masks = True
+    refusal = None
+    joined = False            # until it answers 101: a failed attempt is not the session's leg
+
+    def __init__(self, session, request, key):
+        super().__init__()
+        self.session = session
+        self._request = request
+        self.websocket_key = key
+        self.answered = defer.Deferred()
+        self._client_open = defer.Deferred()
+
+    def startHandshake(self):
+        self.http_request_data = self._request
+        self.sendData(self._request)
+
+    def processHandshake(self):
+        if self.data.find(b"\r\n\r\n") < 0 and len(self.data) > MAX_HEAD:
+            self.failHandshake("origin response head too large")
+            return
+        super().processHandshake()
+
+    def failHandshake(self, reason):
+        status = status_of(getattr(self, "http_status_line", None) or "")
+        if status is None or status < 200:
+            status = 502
+        self.refusal = (status, reason)
+        super().failHandshake(reason)
+
+    def onConnect(self, response):
+        # Hold the origin's first frames until the client has its 101.
+        self.transport.pauseProducing()
+        self.joined = True
+        answered, self.answered = self.answered, None
+        answered.callback(response)
+        return self._client_open
+
+    def client_opened(self):
+        self._client_open.callback(None)
+
+    def onOpen(self):
+        self.transport.resumeProducing()
+
+    def connectionLost(self, reason):
+        super().connectionLost(reason)
+        if self.answered is not None:
+            answered, self.answered = self.answered, None
+            answered.errback(reason)

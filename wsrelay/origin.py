@@ -1,0 +1,169 @@
+"""
+Dialling the origin for one handshake: the endpoint, the deadline, the one
+retry on a failed connect, and the HTTP status the client gets when it fails.
+"""
+
+import ipaddress
+
+from twisted.internet import defer, error
+from twisted.internet.endpoints import (
+    HostnameEndpoint, TCP4ClientEndpoint, TCP6ClientEndpoint, wrapClientTLS,
+)
+from twisted.internet.protocol import Factory
+from twisted.logger import Logger
+
+from wsrelay.http import forwarded_headers, new_key, origin_request, response_headers
+from wsrelay.legs import OriginLeg, Refused
+
+log = Logger(namespace="wsrelay.origin")
+
+
+def origin_endpoint(reactor, origin, scheme, timeout, sni=None):
+    """A client endpoint for one origin; TLS when the scheme is https."""
+    port = origin.port_for(scheme)
+    try:
+        address = ipaddress.ip_address(origin.host)
+    except ValueError:
+        endpoint = HostnameEndpoint(reactor, origin.host, port, timeout=timeout)
+    else:
+        kind = TCP6ClientEndpoint if address.version == 6 else TCP4ClientEndpoint
+        endpoint = kind(reactor, origin.host, port, timeout=timeout)
+    if scheme == "https":
+        from twisted.internet.ssl import optionsForClientTLS
+
+        endpoint = wrapClientTLS(optionsForClientTLS(sni or origin.host), endpoint)
+    return endpoint
+
+
+class _LegFactory(Factory):
+    """Hands the one prepared OriginLeg to the endpoint; quiet, unlike connectProtocol's."""
+
+    noisy = False
+
+    def __init__(self, leg):
+        self.leg = leg
+
+    def buildProtocol(self, addr):
+        return self.leg
+
+
+class OriginDial:
+    """One handshake's attempt(s) to reach an origin; `result` fires (subprotocol, headers)."""
+
+    def __init__(self, relay, session, request):
+        self.relay = relay
+        self.session = session
+        self.domain = session.domain
+        self.scheme = self.domain.origin_scheme(session.scheme)
+        self.candidates = relay.pick_origins(self.domain)
+        client_host = request.headers.get("host", "")
+        self.host_header = self.domain.origin_host or client_host
+        self.protocols = list(request.protocols or ())
+        self.client_headers = request.headers
+        self.forwarded = forwarded_headers(
+            session.peer, request.headers.get("x-forwarded-for"), session.client_ip,
+            relay.config.is_trusted_proxy(session.peer), session.scheme, client_host)
+        self.result = defer.Deferred(canceller=self._cancel)
+        self._leg = None
+        self._connecting = None
+        self._timer = None
+        self._timed_out = False
+        self._cancelled = False
+
+    def start(self):
+        self._attempt(0)
+        return self.result
+
+    def _attempt(self, index):
+        origin = self.candidates[index]
+        key = new_key()
+        request = origin_request(
+            self.session.path, self.host_header, key, self.client_headers,
+            self.forwarded, self.protocols)
+        leg = OriginLeg(self.session, request, key)
+        leg.factory = self.relay.origin_factory(self.protocols)
+        leg.maxMessagePayloadSize = self.domain.max_message_size
+        self._leg, self._origin = leg, origin
+        timeout = self.relay.config.origin_connect_timeout
+        self._timed_out = False
+        self._timer = self.relay.reactor.callLater(timeout, self._deadline)
+        endpoint = self.relay.origin_endpoint(origin, self.scheme, timeout, self.domain)
+        self._connecting = endpoint.connect(_LegFactory(leg))
+        self._connecting.addCallbacks(self._connected, self._connect_failed, errbackArgs=(index,))
+
+    def _deadline(self):
+        self._timer = None
+        self._timed_out = True
+        if self._connecting is not None:
+            self._connecting.cancel()
+        else:
+            self._leg.abort()
+
+    def _stop_timer(self):
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+
+    def _connected(self, leg):
+        self._connecting = None
+        leg.answered.addCallbacks(self._answered, self._handshake_failed)
+
+    def _connect_failed(self, failure, index):
+        self._connecting = None
+        self._stop_timer()
+        if self._cancelled:
+            return
+        why = "timed out" if self._timed_out else failure.getErrorMessage()
+        log.info("origin {origin} for {domain}: connect failed ({why})",
+                 origin=str(self._origin), domain=self.domain.name, why=why)
+        if index + 1 < len(self.candidates):
+            self._attempt(index + 1)
+        elif self._timed_out or failure.check(error.TimeoutError):
+            self._fail(504, "the origin did not answer in time")
+        else:
+            self._fail(502, "the origin refused the connection")
+
+    def _answered(self, response):
+        self._stop_timer()
+        if self._cancelled:
+            return
+        leg, session = self._leg, self.session
+        session.origin = leg
+        session.origin_address = str(self._origin)
+        session.subprotocol = response.protocol
+        headers = {}
+        for name, value in response_headers(leg.http_response_data, refusal=False):
+            headers.setdefault(name, []).append(value)
+        self.result.callback((response.protocol, headers))
+
+    def _handshake_failed(self, failure):
+        self._stop_timer()
+        if self._cancelled:
+            return
+        leg = self._leg
+        if self._timed_out:
+            self._fail(504, "the origin did not finish its handshake in time")
+        elif leg.refusal is not None:
+            status, reason = leg.refusal
+            headers = ()
+            if status != 502:
+                headers = response_headers(leg.http_response_data, refusal=True)
+                reason = f"the origin answered {status}"
+            else:
+                log.info("origin {origin} for {domain}: bad handshake answer ({reason})",
+                         origin=str(self._origin), domain=self.domain.name, reason=reason)
+                reason = "the origin gave an invalid WebSocket handshake"
+            self._fail(status, reason, headers)
+        else:
+            self._fail(502, "the origin closed the connection during the handshake")
+
+    def _fail(self, status, reason, headers=()):
+        self.result.errback(Refused(status, reason, headers))
+
+    def _cancel(self, result):
+        self._cancelled = True
+        self._stop_timer()
+        if self._connecting is not None:
+            self._connecting.cancel()
+        elif self._leg is not None:
+            self._leg.abort()

@@ -1,0 +1,154 @@
+"""
+The relay assembled: one Relay holding the current config and live sessions,
+an Autobahn server factory per listener, and the twistd service tree.
+"""
+
+import copy
+
+from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketServerFactory
+from twisted.application import service, strports
+from twisted.internet import defer
+from twisted.logger import Logger
+
+from wsrelay.http import client_address
+from wsrelay.legs import ClientLeg
+from wsrelay.origin import OriginDial, origin_endpoint
+from wsrelay.routing import OriginRotation
+
+log = Logger(namespace="wsrelay.service")
+
+SHUTDOWN_GRACE = 3.0   # seconds the closing handshakes get at SIGTERM before the rest is dropped
+LISTEN_BACKLOG = 1024  # Twisted's default is 50; an edge needs more
+
+
+# Options common to both legs. Autobahn's defaults are wide open (see
+# docs/wire.md): every limit is set here, and the timers the relay runs on its
+# own injected clock are turned off in Autobahn.
+_COMMON = dict(
+    utf8validateIncoming=True, applyMask=True, maxFramePayloadSize=0, autoFragmentSize=0,
+    failByDrop=False, echoCloseCodeReason=True, openHandshakeTimeout=0, closeHandshakeTimeout=0,
+    tcpNoDelay=True, autoPingInterval=0, autoPingTimeout=0,
+)
+
+
+class Relay:
+    """The relay's state: the config new connections get, and the sessions alive now."""
+
+    def __init__(self, config, reactor):
+        self.config = config
+        self.reactor = reactor
+        self.sessions = set()
+        self.rotation = OriginRotation()
+        template = WebSocketClientFactory(url="ws://origin.invalid/", reactor=reactor)
+        template.setProtocolOptions(
+            version=13, maskClientFrames=True, acceptMaskedServerFrames=False,
+            serverConnectionDropTimeout=0, perMessageCompressionOffers=[], **_COMMON)
+        template.useragent = None
+        self._origin_template = template
+
+    # -- called by the protocols ----------------------------------------------
+
+    def session_started(self, session):
+        self.sessions.add(session)
+
+    def session_ended(self, session):
+        self.sessions.discard(session)
+
+    def scheme_of(self, transport):
+        from twisted.internet.interfaces import ISSLTransport
+
+        return "https" if ISSLTransport.providedBy(transport) else "http"
+
+    def client_address(self, peer, forwarded_for):
+        return client_address(peer, forwarded_for, self.config.is_trusted_proxy)
+
+    def pick_origins(self, domain):
+        return self.rotation.pick(domain)
+
+    def origin_factory(self, protocols):
+        factory = copy.copy(self._origin_template)
+        factory.protocols = protocols
+        return factory
+
+    def origin_endpoint(self, origin, scheme, timeout, domain):
+        return origin_endpoint(self.reactor, origin, scheme, timeout, sni=domain.origin_host)
+
+    def connect_origin(self, session, request):
+        return OriginDial(self, session, request).start()
+
+    # -- shutdown --------------------------------------------------------------
+
+    def close_all(self, grace=SHUTDOWN_GRACE):
+        """1001 on every leg; a Deferred that fires once all are gone or after `grace`."""
+        sessions = list(self.sessions)
+        for session in sessions:
+            session.shutdown()
+        if not self.sessions:
+            return defer.succeed(None)
+        done = defer.Deferred()
+        deadline = self.reactor.seconds() + grace
+
+        def check():
+            if not self.sessions:
+                done.callback(None)
+            elif self.reactor.seconds() >= deadline:
+                for session in list(self.sessions):
+                    for leg in (session.client, session.origin):
+                        if leg is not None:
+                            leg.abort()
+                done.callback(None)
+            else:
+                self.reactor.callLater(0.05, check)
+
+        check()
+        return done
+
+
+class RelayFactory(WebSocketServerFactory):
+    """Builds a ClientLeg for each accepted connection of one listener."""
+
+    protocol = ClientLeg
+
+    def __init__(self, relay):
+        super().__init__(reactor=relay.reactor)
+        self.relay = relay
+        self.server = None  # no Server header with a version in it
+        self.setProtocolOptions(
+            versions=[13], webStatus=False, requireMaskedClientFrames=True, maskServerFrames=False,
+            serveFlashSocketPolicy=False, allowedOrigins=["*"], allowNullOrigin=True,
+            maxConnections=0, trustXForwardedFor=0, maxMessagePayloadSize=1048576, **_COMMON)
+
+
+class RelayService(service.MultiService):
+    """The listeners plus the relay; on stop, sessions are closed before the process exits."""
+
+    def __init__(self, relay):
+        super().__init__()
+        self.relay = relay
+
+    def startService(self):
+        for line in self.relay.config.warnings:
+            log.warn("{warning}", warning=line)
+        super().startService()
+
+    def stopService(self):
+        stopped = super().stopService()  # stop listening first
+        return defer.gatherResults([stopped, self.relay.close_all()])
+
+
+def with_backlog(description):
+    """A server endpoint string with a listen backlog of at least LISTEN_BACKLOG."""
+    kind = description.split(":", 1)[0].lower()
+    if kind in ("tcp", "tcp6", "ssl") and "backlog=" not in description:
+        return f"{description}:backlog={LISTEN_BACKLOG}"
+    return description
+
+
+def build_service(config, reactor):
+    """The whole relay as a service, for twistd or a test."""
+    relay = Relay(config, reactor)
+    top = RelayService(relay)
+    factory = RelayFactory(relay)
+    for description in config.listen:
+        strports.service(with_backlog(description), factory, reactor=reactor).setServiceParent(top)
+    return top

@@ -1,0 +1,186 @@
+"""
+A session: one client connection, the origin connection made for it, the
+clocks that watch them, the counters that meter them, and the single record
+logged when both are gone.
+"""
+
+from twisted.logger import Logger
+
+from wsrelay.closing import (
+    IDLE, PEER_CLOSED, PEER_DEAD, PEER_GONE, SHUTDOWN, close_for_other_leg,
+)
+from wsrelay.timers import Heartbeat, IdleTimer
+
+log = Logger(namespace="wsrelay.session")
+
+
+class LegCounters:
+    """Exact per-leg counts; plain attribute increments on the hot path."""
+
+    __slots__ = ("bytes_in", "bytes_out", "frames_in", "frames_out", "messages_in", "messages_out")
+
+    def __init__(self):
+        self.bytes_in = self.bytes_out = 0
+        self.frames_in = self.frames_out = 0
+        self.messages_in = self.messages_out = 0
+
+    def as_dict(self):
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
+class Session:
+    """Joins a ClientLeg and an OriginLeg for the life of one relayed connection."""
+
+    def __init__(self, relay, config, client, peer, scheme, now):
+        self.relay = relay
+        self.config = config
+        self.clock = relay.reactor
+        self.client = client
+        self.origin = None
+        self.peer = peer
+        self.client_ip = peer
+        self.scheme = scheme
+        self.started = now
+        self.domain = None
+        self.host = None
+        self.path = None
+        self.subprotocol = None
+        self.origin_address = None
+        self.status = None
+        self.opened_at = None
+        self.first_closer = None
+        self.pending = None
+        self.ended = False
+        self._idle = None
+        self._heartbeats = ()
+        self._client_lost = False
+        self._origin_lost = False
+
+    # -- life cycle ------------------------------------------------------------
+
+    def open(self):
+        """Both handshakes are done: join the legs and start the clocks."""
+        client, origin = self.client, self.origin
+        self.status = 101
+        self.opened_at = self.clock.seconds()
+        client.other, origin.other = origin, client
+        # A full write buffer on one leg stops reading on the other (portforward.py).
+        client.transport.registerProducer(origin.transport, True)
+        origin.transport.registerProducer(client.transport, True)
+        domain = self.domain
+        self._idle = IdleTimer(self.clock, domain.connection_timeout, self.idle)
+        self._idle.start()
+        self._heartbeats = (
+            Heartbeat(self.clock, domain.heartbeat_interval, domain.heartbeat_timeout,
+                      client.sendPing, lambda: self.leg_event("client", PEER_DEAD)),
+            Heartbeat(self.clock, domain.heartbeat_interval, domain.heartbeat_timeout,
+                      origin.sendPing, lambda: self.leg_event("origin", PEER_DEAD)),
+        )
+        client.heartbeat, origin.heartbeat = self._heartbeats
+        for beat in self._heartbeats:
+            beat.start()
+        origin.client_opened()
+
+    def touch(self):
+        """A data message started on either leg."""
+        self._idle.last = self.clock.seconds()
+
+    def idle(self):
+        self._close_both(IDLE)
+
+    def shutdown(self):
+        """The relay is stopping: 1001 on both legs."""
+        if self.status == 101:
+            self._close_both(SHUTDOWN)
+        elif self.pending is not None:
+            self.pending.cancel()
+        else:
+            self.client.abort()
+
+    def _close_both(self, event):
+        if self.first_closer is None:
+            self.first_closer = "relay"
+        self._stop_clocks()
+        code, reason = close_for_other_leg("relay", event)
+        for leg in (self.client, self.origin):
+            leg.close_with(code, reason, hold=True)
+
+    def leg_event(self, side, event, code=None, reason=None):
+        """Something ended `side`'s leg; tell the other leg what it needs to hear."""
+        if self.first_closer is None:
+            self.first_closer = side if event in (PEER_CLOSED, PEER_GONE) else "relay"
+        self._stop_clocks()
+        leg, other = (self.client, self.origin) if side == "client" else (self.origin, self.client)
+        if event == PEER_DEAD:
+            leg.abort()
+        if other is None or other.close_sent is not None or other.lost:
+            return
+        code, reason = close_for_other_leg(
+            side, event, code, reason, self.config.origin_gone_close_code)
+        other.close_with(code, reason, hold=event == PEER_CLOSED)
+
+    def leg_lost(self, side):
+        """A leg's TCP connection is gone; end the session once both are."""
+        if side == "client":
+            self._client_lost = True
+            if self.pending is not None:
+                self.pending.cancel()
+            if self.status == 101 and not self._origin_lost and self.origin.close_received is None:
+                if self.client.close_received is None:
+                    self.leg_event("client", PEER_GONE)
+        else:
+            self._origin_lost = True
+            if self.status == 101 and not self._client_lost and self.client.close_sent is None:
+                self.leg_event("origin", PEER_GONE)
+        if self._client_lost and (self._origin_lost or self.origin is None):
+            self.end()
+
+    def _stop_clocks(self):
+        if self._idle is not None:
+            self._idle.stop()
+        for beat in self._heartbeats:
+            beat.stop()
+
+    def end(self):
+        if self.ended:
+            return
+        self.ended = True
+        self._stop_clocks()
+        self.relay.session_ended(self)
+        if self.client.counters.bytes_in == 0:
+            return  # a bare TCP probe (load balancer health check): nothing to report
+        log.info(
+            "{client_ip} {domain} \"{path}\" {status} {origin} "
+            "in={client_messages_in}/{client_bytes_in}B out={client_messages_out}/{client_bytes_out}B "
+            "{duration:.3f}s close client={client_close_code} origin={origin_close_code} first={first_closer}",
+            **self.record(),
+        )
+
+    # -- reporting -------------------------------------------------------------
+
+    def record(self):
+        """The session's log record: flat, JSON-friendly fields."""
+        now = self.clock.seconds()
+        fields = {
+            "event": "session",
+            "domain": self.domain.name if self.domain else None,
+            "host": self.host,
+            "client_ip": self.client_ip,
+            "peer": self.peer,
+            "scheme": self.scheme,
+            "path": self.path,
+            "subprotocol": self.subprotocol,
+            "origin": self.origin_address,
+            "status": self.status,
+            "duration": now - self.started,
+            "first_closer": self.first_closer,
+        }
+        for side, leg in (("client", self.client), ("origin", self.origin)):
+            counters = leg.counters.as_dict() if leg is not None and leg.counters else {}
+            for name in ("bytes_in", "bytes_out", "frames_in", "frames_out", "messages_in", "messages_out"):
+                fields[f"{side}_{name}"] = counters.get(name, 0)
+            code, reason, by = leg.close_info() if leg is not None else (None, None, None)
+            fields[f"{side}_close_code"] = code
+            fields[f"{side}_close_reason"] = reason
+            fields[f"{side}_closed_by"] = by
+        return fields

@@ -1,0 +1,27 @@
+"""twistd entry point: `twistd -n wsrelay --config etc/relay.ini`."""
+
+from twisted.python import usage
+
+from wsrelay.config import ConfigError, load_config
+
+
+class Options(usage.Options):
+    synopsis = "[--config FILE]"
+    longdesc = "Run the wsrelay WebSocket edge relay. Every setting is in the config file."
+    optParameters = [
+        ["config", "c", "etc/relay.ini", "The relay's INI configuration file."],
+    ]
+
+    def postOptions(self):
+        try:
+            self.config = load_config(self["config"])
+        except ConfigError as e:
+            raise usage.UsageError(str(e))
+
+
+def makeService(options):
+    from twisted.internet import reactor
+
+    from wsrelay.service import build_service
+
+    return build_service(options.config, reactor)
