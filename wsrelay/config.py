@@ -205,6 +205,8 @@ class _Reader:
 
 
 def _parse_origin(reader, key, word):
+    if "://" in word:
+        reader.fail(key, f"{word!r} is not host[:port]: leave the scheme out, origin_protocol sets it")
     if word.startswith("["):
         end = word.find("]")
         if end < 0:

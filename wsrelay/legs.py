@@ -70,6 +70,18 @@ class _Leg:
         except Exception:
             pass
 
+    _registered = False
+
+    def registerProducer(self, producer, streaming):
+        self.transport.registerProducer(producer, streaming)
+        self._registered = True
+
+    def unregisterProducer(self):
+        # Autobahn calls this on every drop, registered or not.
+        if self._registered:
+            self._registered = False
+            self.transport.unregisterProducer()
+
     def dataReceived(self, data):
         self.counters.bytes_in += len(data)
         self._dataReceived(data)

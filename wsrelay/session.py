@@ -65,8 +65,8 @@ class Session:
         self.opened_at = self.clock.seconds()
         client.other, origin.other = origin, client
         # A full write buffer on one leg stops reading on the other (portforward.py).
-        client.transport.registerProducer(origin.transport, True)
-        origin.transport.registerProducer(client.transport, True)
+        client.registerProducer(origin.transport, True)
+        origin.registerProducer(client.transport, True)
         domain = self.domain
         self._idle = IdleTimer(self.clock, domain.connection_timeout, self.idle)
         self._idle.start()

@@ -1,0 +1,158 @@
+"""Config parsing: every mistake names the file, section and key."""
+
+import pytest
+
+from wsrelay.config import ConfigError, Origin, load_config, normalize_host, parse_config
+
+BASE = """
+[relay]
+listen = tcp:8080:interface=127.0.0.1
+[domain:*]
+origins = 127.0.0.1:9000
+"""
+
+
+def test_shipped_config_loads_without_warnings():
+    config = load_config("etc/relay.ini")
+    assert config.listen == ("tcp:8080:interface=127.0.0.1",)
+    assert config.catch_all.origins == (Origin("127.0.0.1", 8081),)
+    assert config.warnings == ()
+
+
+def test_defaults_match_the_documentation():
+    config = parse_config("[domain:*]\norigins = o\n", "x.ini")
+    d = config.catch_all
+    assert (d.heartbeat_interval, d.heartbeat_timeout, d.connection_timeout) == (60, 60, 60)
+    assert d.max_message_size == 1048576 and d.origin_protocol == "follow" and d.websocket
+    assert (config.handshake_timeout, config.origin_connect_timeout) == (5, 3)
+    assert config.origin_gone_close_code == 1011 and config.trusted_proxies == ()
+    assert not d.compression and not d.origin_compression
+
+
+def test_domain_overrides_and_inheritance():
+    config = parse_config("""
+[relay]
+heartbeat_interval = 20
+connection_timeout = 300
+[domain:chat.example.com]
+origins = 10.0.0.5:8000 10.0.0.6 [::1]:99
+connection_timeout = 0
+max_message_size = 4096
+""", "x.ini")
+    d = config.domain_for("chat.example.com")
+    assert d.origins == (Origin("10.0.0.5", 8000), Origin("10.0.0.6"), Origin("::1", 99))
+    assert (d.heartbeat_interval, d.connection_timeout, d.max_message_size) == (20, 0, 4096)
+    assert d.origins[1].port_for("http") == 80 and d.origins[1].port_for("https") == 443
+    assert d.origins[0].port_for("https") == 8000
+
+
+def test_domain_matching_exact_then_wildcard_then_catch_all():
+    config = parse_config("""
+[domain:a.example.com]
+origins = exact
+[domain:*.example.com]
+origins = wild
+[domain:*]
+origins = any
+""", "x.ini")
+    pick = lambda host: config.domain_for(host).origins[0].host
+    assert pick("A.Example.COM:8443") == "exact"
+    assert pick("a.example.com.") == "exact"
+    assert pick("b.example.com") == "wild"
+    assert pick("x.b.example.com") == "any"   # one label only
+    assert pick("example.com") == "any"
+    assert pick("[::1]:8080") == "any"
+    assert config.domain_for(None) is None
+
+
+def test_no_catch_all_means_unknown_hosts_are_none():
+    config = parse_config("[domain:a.example.com]\norigins = o\n", "x.ini")
+    assert config.domain_for("b.example.com") is None
+
+
+@pytest.mark.parametrize("host, name", [
+    ("Example.com:80", "example.com"), ("[::1]:443", "::1"), ("[::1]", "::1"), ("a.b.", "a.b"),
+    ("", None), ("[::1", None),
+])
+def test_normalize_host(host, name):
+    assert normalize_host(host) == name
+
+
+@pytest.mark.parametrize("text, section, key, words", [
+    (BASE + "[bogus]\n", "bogus", None, "unknown section"),
+    (BASE + "[domain:x.com]\norigins = a\ncolour = red\n", "domain:x.com", "colour", "unknown key"),
+    ("[relay]\nheartbeat_intervall = 3\n" + BASE.split("[relay]")[1], "relay", "heartbeat_intervall", "unknown key"),
+    (BASE.replace("[relay]", "[relay]\nheartbeat_interval = soon"), "relay", "heartbeat_interval", "not a number"),
+    (BASE.replace("[relay]", "[relay]\nconnection_timeout = -1"), "relay", "connection_timeout", "positive"),
+    (BASE.replace("[relay]", "[relay]\nmax_message_size = 0"), "relay", "max_message_size", "greater than 0"),
+    (BASE.replace("[relay]", "[relay]\norigin_gone_close_code = 1000"), "relay", "origin_gone_close_code", "1011"),
+    (BASE.replace("[relay]", "[relay]\ntrusted_proxies = 10.0.0.0/33"), "relay", "trusted_proxies", "CIDR"),
+    (BASE.replace("tcp:8080:interface=127.0.0.1", "carrier-pigeon:8080"), "relay", "listen", "endpoint"),
+    ("[domain:x.com]\norigins = a:99999\n", "domain:x.com", "origins", "port"),
+    ("[domain:x.com]\norigins = http://a\n", "domain:x.com", "origins", "host[:port]"),
+    ("[domain:x.com]\norigins = ::1\n", "domain:x.com", "origins", "IPv6"),
+    ("[domain:x.com]\nwebsocket = on\n", "domain:x.com", "origins", "required"),
+    ("[domain:x.com]\norigins = a\nwebsocket = maybe\n", "domain:x.com", "websocket", "on or off"),
+    ("[domain:x.com]\norigins = a\norigin_protocol = ftp\n", "domain:x.com", "origin_protocol", "http, https, follow"),
+    ("[domain:x.com]\norigins = a\nallowed_origins = app.example.com\n", "domain:x.com", "allowed_origins", "origin like"),
+    ("[domain:x.com]\norigins = a\norigin_host = a b\n", "domain:x.com", "origin_host", "Host header"),
+    ("[domain:bad/name]\norigins = a\n", "domain:bad/name", None, "host name"),
+    ("[domain:x.com]\norigins = a\norigins = b\n", "domain:x.com", "origins", "twice"),
+    ("[domain:x.com]\norigins = a\n[domain:x.com]\norigins = b\n", "domain:x.com", None, "twice"),
+    ("[relay]\nlisten = tcp:1\n", None, None, "no [domain:NAME]"),
+    ("origins = a\n", None, None, "before any [section]"),
+])
+def test_mistakes_name_file_section_and_key(text, section, key, words):
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, "etc/relay.ini")
+    error = caught.value
+    assert (error.path, error.section, error.key) == ("etc/relay.ini", section, key)
+    message = str(error)
+    assert message.startswith("etc/relay.ini: ")
+    assert "\n" not in message
+    if section:
+        assert f"[{section}]" in message
+    if key:
+        assert key in message
+    assert words in message
+
+
+def test_missing_file_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read the file"):
+        load_config(str(tmp_path / "nope.ini"))
+
+
+def test_contradicting_timeouts_warn():
+    config = parse_config("""
+[relay]
+heartbeat_interval = 120
+connection_timeout = 60
+[domain:a.com]
+origins = o
+[domain:b.com]
+origins = o
+heartbeat_interval = 0
+connection_timeout = 0
+""", "x.ini")
+    assert len(config.warnings) == 2
+    assert "[domain:a.com]" in config.warnings[0] and "heartbeat_interval (120) > connection_timeout (60)" in config.warnings[0]
+    assert "[domain:b.com]" in config.warnings[1] and "never noticed" in config.warnings[1]
+
+
+def test_config_is_immutable():
+    config = parse_config(BASE, "x.ini")
+    with pytest.raises(AttributeError):
+        config.listen = ()
+    with pytest.raises(AttributeError):
+        config.catch_all.origins = ()
+
+
+def test_trusted_proxies_and_allowed_origins():
+    config = parse_config(BASE.replace("[relay]", "[relay]\ntrusted_proxies = 10.0.0.0/8 ::1")
+                          + "allowed_origins = https://App.example.com http://localhost:3000/\n", "x.ini")
+    assert config.is_trusted_proxy("10.1.2.3") and config.is_trusted_proxy("::1")
+    assert not config.is_trusted_proxy("11.0.0.1") and not config.is_trusted_proxy("garbage")
+    d = config.catch_all
+    assert d.origin_allowed("https://app.example.com") and d.origin_allowed("http://localhost:3000")
+    assert not d.origin_allowed("https://evil.example.com")
+    assert d.origin_allowed(None)  # non-browser clients send no Origin

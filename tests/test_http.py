@@ -1,0 +1,102 @@
+"""The handshake's HTTP pieces, without sockets."""
+
+import pytest
+
+from wsrelay.http import (
+    accept_for, check_request_head, client_address, error_response, forwarded_headers,
+    origin_request, request_target, response_headers, status_of,
+)
+
+GOOD = b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n"
+
+
+@pytest.mark.parametrize("head, problem", [
+    (GOOD, None),
+    (b"GET / HTTP/1.1\r\nHost: a\nX-Injected: 1\r\n\r\n", "bare CR or LF"),
+    (b"GET / HTTP/1.1\r\nHost: a\rX: 1\r\n\r\n", "bare CR or LF"),
+    (b"GET / HTTP/1.1\r\nHost: a\x00b\r\n\r\n", "NUL"),
+    (b"GET / HTTP/1.1\r\nHost: a\r\n folded\r\n\r\n", "folding"),
+    (b"GET / HTTP/1.1\r\nno colon here\r\n\r\n", "malformed"),
+    (b"GET / HTTP/1.1\r\nBad Name: x\r\n\r\n", "malformed"),
+])
+def test_request_head_checks(head, problem):
+    result = check_request_head(head)
+    assert (result is None) if problem is None else (problem in result)
+
+
+def test_client_address_believes_forwarded_for_only_from_trusted_peers():
+    trusted = lambda ip: ip.startswith("10.")
+    assert client_address("1.2.3.4", "6.6.6.6", trusted) == "1.2.3.4"
+    assert client_address("10.0.0.1", "6.6.6.6", trusted) == "6.6.6.6"
+    assert client_address("10.0.0.1", "6.6.6.6, 10.0.0.9", trusted) == "6.6.6.6"
+    assert client_address("10.0.0.1", "7.7.7.7, 6.6.6.6", trusted) == "6.6.6.6"  # right-most untrusted
+    assert client_address("10.0.0.1", "10.0.0.2", trusted) == "10.0.0.1"
+    assert client_address("10.0.0.1", None, trusted) == "10.0.0.1"
+
+
+def test_forwarded_headers():
+    h = dict(forwarded_headers("1.2.3.4", "9.9.9.9", "1.2.3.4", False, "http", "chat.example.com"))
+    assert h == {
+        "X-Forwarded-For": "1.2.3.4", "X-Forwarded-Proto": "http",
+        "X-Forwarded-Host": "chat.example.com",
+        "Forwarded": "for=1.2.3.4;proto=http;host=chat.example.com",
+    }
+    h = dict(forwarded_headers("10.0.0.1", "9.9.9.9", "9.9.9.9", True, "https", "a:8443"))
+    assert h["X-Forwarded-For"] == "9.9.9.9, 10.0.0.1"
+    assert h["Forwarded"] == "for=9.9.9.9;proto=https;host=a:8443"
+    h = dict(forwarded_headers("::1", None, "::1", False, "http", "a"))
+    assert h["Forwarded"] == 'for="[::1]";proto=http;host=a'
+
+
+def test_origin_request_copies_end_to_end_headers_only():
+    client = {"host": "evil", "cookie": "a=1", "x-forwarded-for": "6.6.6.6", "connection": "Upgrade, x",
+              "sec-websocket-extensions": "permessage-deflate", "x-app": "ok", "x-bad": "a\x7fb",
+              "user-agent": "ua"}
+    raw = origin_request("/p?q=1", "origin.host", b"a2V5a2V5a2V5a2V5a2V5aw==", client,
+                         [("X-Forwarded-For", "1.2.3.4")], ["a", "b"])
+    text = raw.decode()
+    lines = text.split("\r\n")
+    assert lines[0] == "GET /p?q=1 HTTP/1.1"
+    assert "Host: origin.host" in lines and "Host: evil" not in lines
+    assert "Cookie: a=1" in lines and "X-App: ok" in lines and "User-Agent: ua" in lines
+    assert "Sec-WebSocket-Protocol: a, b" in lines
+    assert "X-Forwarded-For: 1.2.3.4" in lines and "6.6.6.6" not in text
+    assert "permessage-deflate" not in text and "X-Bad" not in text
+    assert text.endswith("\r\n\r\n") and text.count("\r\n\r\n") == 1
+
+
+def test_accept_value_matches_rfc6455_example():
+    assert accept_for(b"dGhlIHNhbXBsZSBub25jZQ==") == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+
+
+@pytest.mark.parametrize("line, code", [
+    ("HTTP/1.1 101 Switching Protocols", 101), ("HTTP/1.1 403 Forbidden", 403), ("HTTP/1.0 500", 500),
+    ("HTTP/1.1 abc", None), ("garbage", None), ("HTTP/1.1 999 x", None), ("", None),
+])
+def test_status_of(line, code):
+    assert status_of(line) == code
+
+
+def test_error_response_is_complete_and_closed():
+    raw = error_response(426, "use a WebSocket client", [("Upgrade", "websocket")])
+    head, body = raw.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 426 Upgrade Required\r\n")
+    assert b"Content-Length: %d" % len(body) in head
+    assert b"Connection: close" in head and b"Upgrade: websocket" in head
+    assert body == b"use a WebSocket client\n"
+
+
+def test_response_headers_for_101_and_refusals():
+    head = (b"HTTP/1.1 403 Forbidden\r\nServer: secret/1.0\r\nSet-Cookie: a=1; Expires=Wed, 21 Oct 2026 07:28:00 GMT\r\n"
+            b"Set-Cookie: b=2\r\nRetry-After: 5\r\nX-App: y\r\nUpgrade: websocket\r\n\r\n")
+    assert response_headers(head, refusal=True) == [
+        ("Set-Cookie", "a=1; Expires=Wed, 21 Oct 2026 07:28:00 GMT"), ("Set-Cookie", "b=2"), ("Retry-After", "5")]
+    assert ("X-App", "y") in response_headers(head, refusal=False)
+    assert all(name not in ("Server", "Upgrade") for name, _ in response_headers(head, refusal=False))
+
+
+@pytest.mark.parametrize("uri, target", [
+    ("/a?b=c", "/a?b=c"), ("ws://host/x?y", "/x?y"), ("http://host", "/"), ("*", None),
+])
+def test_request_target(uri, target):
+    assert request_target(uri) == target

@@ -1,0 +1,171 @@
+"""
+The handshake on an injected clock with in-memory transports: what the client
+sees before, during and after the origin answers. No sockets.
+"""
+
+from twisted.internet.address import IPv4Address
+from twisted.internet.error import ConnectionDone, ConnectionRefusedError
+from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.python.failure import Failure
+
+from wsrelay.config import parse_config
+from wsrelay.http import accept_for
+from wsrelay.service import Relay, RelayFactory
+
+CONFIG = """
+[relay]
+origin_connect_timeout = 3
+handshake_timeout = 5
+[domain:chat.test]
+origins = 10.0.0.5:8000 10.0.0.6:8000
+origin_protocol = http
+[domain:off.test]
+websocket = off
+"""
+
+
+def request(host="chat.test", path="/room?x=1", extra=b""):
+    return (b"GET " + path.encode() + b" HTTP/1.1\r\nHost: " + host.encode() +
+            b"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n" + extra + b"\r\n")
+
+
+class Harness:
+    def __init__(self, text=CONFIG):
+        self.reactor = MemoryReactorClock()
+        self.relay = Relay(parse_config(text, "test.ini"), self.reactor)
+        self.factory = RelayFactory(self.relay)
+        self.client = self.factory.buildProtocol(IPv4Address("TCP", "192.0.2.7", 50000))
+        self.client_wire = StringTransport(peerAddress=IPv4Address("TCP", "192.0.2.7", 50000))
+        self.client.makeConnection(self.client_wire)
+
+    def send(self, data):
+        self.client.dataReceived(data)
+
+    def status(self):
+        line = self.client_wire.value().split(b"\r\n", 1)[0]
+        return int(line.split()[1]) if line else None
+
+    def dials(self):
+        return [(host, port) for host, port, *_ in self.reactor.tcpClients]
+
+    def connect_origin(self, index=-1):
+        factory = self.reactor.tcpClients[index][2]
+        proto = factory.buildProtocol(IPv4Address("TCP", "10.0.0.5", 8000))
+        wire = StringTransport()
+        proto.makeConnection(wire)
+        return proto, wire
+
+    def answer(self, proto, wire, status_line=b"HTTP/1.1 101 Switching Protocols", extra=b"", accept=None):
+        sent = wire.value().decode()
+        key = [l.split(":", 1)[1].strip() for l in sent.split("\r\n") if l.startswith("Sec-WebSocket-Key")][0]
+        accept = accept or accept_for(key.encode())
+        proto.dataReceived(status_line + b"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                           b"Sec-WebSocket-Accept: " + accept.encode() + b"\r\n" + extra + b"\r\n")
+        self.settle(proto, wire)
+
+    @staticmethod
+    def settle(proto, wire):
+        """StringTransport only records a drop; deliver the connectionLost a socket would."""
+        if wire.disconnecting:
+            proto.connectionLost(Failure(ConnectionDone()))
+
+
+def test_client_101_waits_for_origin_101():
+    h = Harness()
+    h.send(request())
+    assert h.dials() == [("10.0.0.5", 8000)]
+    assert h.client_wire.value() == b""          # nothing for the client yet
+    proto, wire = h.connect_origin()
+    sent = wire.value().decode()
+    assert sent.startswith("GET /room?x=1 HTTP/1.1\r\nHost: chat.test\r\n")
+    assert "X-Forwarded-For: 192.0.2.7\r\n" in sent
+    assert h.client_wire.value() == b""
+    h.answer(proto, wire, extra=b"Set-Cookie: sid=1\r\n")
+    response = h.client_wire.value()
+    assert h.status() == 101
+    assert b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" in response
+    assert b"Set-Cookie: sid=1" in response
+
+
+def test_origin_refusal_status_is_passed_through():
+    h = Harness()
+    h.send(request())
+    proto, wire = h.connect_origin()
+    h.answer(proto, wire, status_line=b"HTTP/1.1 403 Forbidden")
+    assert h.status() == 403
+    assert h.client_wire.disconnecting
+
+
+def test_wrong_accept_is_502_never_101():
+    h = Harness()
+    h.send(request())
+    proto, wire = h.connect_origin()
+    h.answer(proto, wire, accept="d3JvbmcgYWNjZXB0IHZhbHVlIQ==")
+    assert h.status() == 502
+
+
+def test_origin_handshake_timeout_is_504():
+    h = Harness()
+    h.send(request())
+    proto, wire = h.connect_origin()
+    h.reactor.advance(2.9)
+    assert h.client_wire.value() == b""
+    h.reactor.advance(0.1)
+    h.settle(proto, wire)
+    assert h.status() == 504
+
+
+def test_refused_connect_is_retried_once_on_the_next_origin_then_502():
+    h = Harness()
+    h.send(request())
+    h.reactor.tcpClients[0][2].clientConnectionFailed(None, Failure(ConnectionRefusedError()))
+    assert h.dials() == [("10.0.0.5", 8000), ("10.0.0.6", 8000)]
+    assert h.client_wire.value() == b""
+    h.reactor.tcpClients[1][2].clientConnectionFailed(None, Failure(ConnectionRefusedError()))
+    assert h.dials() == [("10.0.0.5", 8000), ("10.0.0.6", 8000)]  # only one retry
+    assert h.status() == 502
+
+
+def test_round_robin_starts_at_the_next_origin_each_time():
+    first, second = Harness(), None
+    first.send(request())
+    second_client = first.factory.buildProtocol(None)
+    wire = StringTransport(peerAddress=IPv4Address("TCP", "192.0.2.8", 1))
+    second_client.makeConnection(wire)
+    second_client.dataReceived(request())
+    assert first.dials() == [("10.0.0.5", 8000), ("10.0.0.6", 8000)]
+
+
+def test_refusals_dial_nothing():
+    for host, code in [("nowhere.test", 404), ("off.test", 403)]:
+        h = Harness()
+        h.send(request(host))
+        assert h.status() == code
+        assert h.dials() == []
+
+
+def test_client_that_never_finishes_its_head_is_dropped_after_handshake_timeout():
+    h = Harness()
+    h.send(b"GET / HTTP/1.1\r\nHost: chat.test\r\n")
+    h.reactor.advance(4.9)
+    assert not h.client_wire.disconnecting
+    h.reactor.advance(0.1)
+    assert h.client_wire.disconnecting or h.client_wire.disconnected
+    assert h.dials() == []
+
+
+def test_head_over_16k_is_431_before_it_ends():
+    h = Harness()
+    h.send(b"GET / HTTP/1.1\r\nHost: chat.test\r\n" + b"X-Pad: " + b"a" * 17000)
+    assert h.status() == 431
+    assert h.dials() == []
+
+
+def test_client_leaving_while_origin_connects_cancels_the_dial():
+    h = Harness()
+    h.send(request())
+    proto, wire = h.connect_origin()
+    h.client.connectionLost(Failure(ConnectionRefusedError()))
+    assert wire.disconnecting or wire.disconnected
+    assert h.relay.sessions == set()

@@ -1,0 +1,61 @@
+"""The twistd plugin: discovery, options, and how a config mistake is reported."""
+
+import os
+import subprocess
+
+import pytest
+from twisted.application.service import IServiceCollection
+from twisted.internet.testing import MemoryReactorClock
+from twisted.python import usage
+
+from tests.support import ROOT, TWISTD
+from wsrelay.config import parse_config
+from wsrelay.service import build_service, with_backlog
+from wsrelay.tap import Options
+
+
+def twistd(*args):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([TWISTD, *args], capture_output=True, text=True, timeout=60, env=env, cwd=ROOT)
+
+
+def test_twistd_lists_the_plugin():
+    result = twistd("--help")
+    assert result.returncode == 0
+    assert any(line.split()[:1] == ["wsrelay"] for line in result.stdout.splitlines())
+
+
+def test_config_mistake_stops_startup_with_one_clear_line(tmp_path):
+    bad = tmp_path / "relay.ini"
+    bad.write_text("[relay]\nheartbeat_intervall = 3\n[domain:*]\norigins = a\n")
+    result = twistd("-n", "--pidfile=", "wsrelay", "--config", str(bad))
+    assert result.returncode != 0
+    last = (result.stdout + result.stderr).strip().splitlines()[-1]
+    assert last.endswith(f"{bad}: [relay] heartbeat_intervall: unknown key")
+
+
+def test_options_load_the_config_and_refuse_a_missing_file(tmp_path):
+    options = Options()
+    options.parseOptions(["--config", str(ROOT / "etc" / "relay.ini")])
+    assert options.config.catch_all is not None
+    with pytest.raises(usage.UsageError, match="nope.ini: cannot read the file"):
+        Options().parseOptions(["--config", str(tmp_path / "nope.ini")])
+
+
+def test_one_listener_per_endpoint_with_a_real_backlog():
+    config = parse_config("[relay]\nlisten = tcp:0:interface=127.0.0.1 tcp:0:interface=127.0.0.1:backlog=99\n"
+                          "[domain:*]\norigins = o\n", "x.ini")
+    reactor = MemoryReactorClock()
+    top = build_service(config, reactor)
+    assert IServiceCollection.providedBy(top)
+    top.startService()
+    try:
+        assert [port[2] for port in reactor.tcpServers] == [1024, 99]
+    finally:
+        top.stopService()
+
+
+def test_with_backlog():
+    assert with_backlog("tcp:80") == "tcp:80:backlog=1024"
+    assert with_backlog("tcp:80:backlog=5") == "tcp:80:backlog=5"
+    assert with_backlog("unix:/run/ws.sock") == "unix:/run/ws.sock"

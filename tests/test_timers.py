@@ -1,0 +1,73 @@
+"""Heartbeat and idle timeout on an injected clock."""
+
+from twisted.internet.testing import MemoryReactorClock
+
+from wsrelay.timers import Heartbeat, IdleTimer
+
+
+def make_heartbeat(interval, timeout):
+    clock = MemoryReactorClock()
+    pings, dead = [], []
+    beat = Heartbeat(clock, interval, timeout, pings.append, lambda: dead.append(clock.seconds()))
+    beat.start()
+    return clock, beat, pings, dead
+
+
+def test_pings_every_interval_while_pongs_come_back():
+    clock, beat, pings, dead = make_heartbeat(10, 5)
+    for _ in range(5):
+        clock.advance(10)
+        beat.pong()
+    assert len(pings) == 5 and len(set(pings)) == 5 and dead == []
+
+
+def test_no_pong_within_timeout_is_dead_once():
+    clock, beat, pings, dead = make_heartbeat(10, 5)
+    clock.pump([10, 4.9])
+    assert dead == []
+    clock.advance(0.1)
+    assert dead == [15]
+    clock.pump([10] * 10)
+    assert dead == [15] and len(pings) == 1  # stopped after declaring it dead
+
+
+def test_timeout_longer_than_interval_counts_from_the_first_unanswered_ping():
+    clock, beat, pings, dead = make_heartbeat(10, 25)
+    clock.pump([10, 10, 10])
+    assert len(pings) == 3 and dead == []
+    clock.pump([4, 1])
+    assert dead == [35]
+
+
+def test_zero_interval_never_pings_and_stop_cancels_everything():
+    clock, beat, pings, dead = make_heartbeat(0, 5)
+    clock.advance(1000)
+    assert pings == [] and clock.getDelayedCalls() == []
+    clock, beat, pings, dead = make_heartbeat(10, 5)
+    clock.advance(10)
+    beat.stop()
+    assert clock.getDelayedCalls() == []
+
+
+def test_idle_timer_fires_after_quiet_period_measured_from_last_touch():
+    clock = MemoryReactorClock()
+    fired = []
+    idle = IdleTimer(clock, 60, lambda: fired.append(clock.seconds()))
+    idle.start()
+    clock.advance(50)
+    idle.touch()
+    clock.advance(50)   # the check at 60 finds activity at 50 and looks again at 110
+    assert fired == []
+    clock.advance(9.9)
+    assert fired == []
+    clock.advance(0.1)
+    assert fired == [110]
+    assert clock.getDelayedCalls() == []
+
+
+def test_idle_timer_zero_never_fires():
+    clock = MemoryReactorClock()
+    idle = IdleTimer(clock, 0, lambda: 1 / 0)
+    idle.start()
+    clock.advance(10 ** 6)
+    assert clock.getDelayedCalls() == []
