@@ -20,7 +20,8 @@ from tests.support import RelayProcess, WAIT, free_port, raw_request, run, statu
 class Origin:
     """A websockets origin whose behaviour is chosen by the request path."""
 
-    def __init__(self, subprotocols=None):
+    def __init__(self, subprotocols=None, compression=None):
+        self.compression = compression
         self.port = free_port()
         self.requests = []
         self.closed = asyncio.Queue()
@@ -30,7 +31,7 @@ class Origin:
     async def __aenter__(self):
         self.server = await serve(
             self.handle, "127.0.0.1", self.port, subprotocols=self.subprotocols,
-            process_request=self.refuse, max_size=None, ping_interval=None, compression=None)
+            process_request=self.refuse, max_size=None, ping_interval=None, compression=self.compression)
         return self
 
     async def __aexit__(self, *exc):
@@ -153,6 +154,63 @@ def test_message_over_limit_closes_with_1009(make_relay):
                 assert ws.close_code == 1009
             code, reason, _ = await asyncio.wait_for(origin.closed.get(), WAIT)
             assert code == 1001
+
+    run(main())
+
+
+# -- permessage-deflate ------------------------------------------------------------
+
+@pytest.mark.parametrize("origin_compression", ["off", "on"])
+def test_compression_with_clients_is_negotiated_per_leg(make_relay, origin_compression):
+    async def main():
+        async with Origin(compression="deflate") as origin:
+            relay = start_relay(make_relay, relay_config(
+                origin.port, extra_domain=f"compression = on\norigin_compression = {origin_compression}"))
+            async with ws(relay, "/echo", compression="deflate", max_size=None) as c:
+                assert "permessage-deflate" in c.response.headers.get("Sec-WebSocket-Extensions", "")
+                sent = ["x" * 100000, os.urandom(5000), "", "ż" * 3000, b"\0" * 300000]
+                for m in sent:
+                    await c.send(m)
+                assert [await c.recv() for _ in sent] == sent
+                await c.send(["frag", "mented ", "deflate"])
+                assert await c.recv() == "fragmented deflate"
+            offered = origin.requests[0].headers.get("Sec-WebSocket-Extensions")
+            assert (offered is not None) == (origin_compression == "on")
+        log = "\n".join(relay.session_lines(1))
+        # compressed on the client leg: far fewer bytes than the 400 KB of payload
+        assert "in=6/" in log
+
+    run(main())
+
+
+def test_compression_off_refuses_the_extension(make_relay):
+    async def main():
+        async with Origin() as origin:
+            relay = start_relay(make_relay, relay_config(origin.port))
+            async with ws(relay, "/echo", compression="deflate") as c:
+                assert "Sec-WebSocket-Extensions" not in c.response.headers
+                await c.send("plain")
+                assert await c.recv() == "plain"
+
+    run(main())
+
+
+def test_inflated_size_is_what_max_message_size_limits(make_relay):
+    """A small compressed frame that inflates past the limit closes with 1009."""
+
+    async def main():
+        async with Origin() as origin:
+            relay = start_relay(make_relay, relay_config(
+                origin.port, extra_domain="compression = on\nmax_message_size = 65536"))
+            async with ws(relay, "/echo", compression="deflate", max_size=None) as c:
+                await c.send(b"\0" * 65536)
+                assert await c.recv() == b"\0" * 65536
+                await c.send(b"\0" * (8 * 1048576))  # about 8 KiB on the wire
+                with pytest.raises(ConnectionClosed):
+                    await asyncio.wait_for(c.recv(), WAIT)
+            assert c.close_code == 1009
+        line = relay.session_lines(1)[0]
+        assert int(line.split("in=2/")[1].split("B")[0]) < 100000  # the bomb never grew on the wire
 
     run(main())
 

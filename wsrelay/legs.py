@@ -18,6 +18,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from wsrelay.closing import PEER_CLOSED, PEER_ERROR, encode_reason
+from wsrelay.deflate import accept_client_offer, refuse_offers
 from wsrelay.frames import frame_header, new_mask
 from wsrelay.http import check_request_head, error_response, request_target, status_of
 from wsrelay.session import LegCounters, Session
@@ -318,6 +319,7 @@ class ClientLeg(_Leg, WebSocketServerProtocol):
             raise Refused(400, "bad request target")
         session.path = target
         self.maxMessagePayloadSize = domain.max_message_size
+        self.perMessageCompressionAccept = accept_client_offer if domain.compression else refuse_offers
         relay = self.factory.relay
         session.client_ip = relay.client_address(session.peer, headers.get("x-forwarded-for"))
         d = relay.connect_origin(session, request)

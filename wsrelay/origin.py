@@ -12,6 +12,7 @@ from twisted.internet.endpoints import (
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 
+from wsrelay.deflate import accept_origin_response, origin_offers
 from wsrelay.http import forwarded_headers, new_key, origin_request, response_headers
 from wsrelay.legs import OriginLeg, Refused
 
@@ -77,12 +78,16 @@ class OriginDial:
     def _attempt(self, index):
         origin = self.candidates[index]
         key = new_key()
+        offers = origin_offers() if self.domain.origin_compression else []
         request = origin_request(
             self.session.path, self.host_header, key, self.client_headers,
-            self.forwarded, self.protocols)
+            self.forwarded, self.protocols,
+            ", ".join(offer.get_extension_string() for offer in offers))
         leg = OriginLeg(self.session, request, key)
         leg.factory = self.relay.origin_factory(self.protocols)
         leg.maxMessagePayloadSize = self.domain.max_message_size
+        leg.perMessageCompressionOffers = offers
+        leg.perMessageCompressionAccept = accept_origin_response
         self._leg, self._origin = leg, origin
         timeout = self.relay.config.origin_connect_timeout
         self._timed_out = False
