@@ -169,3 +169,84 @@ def test_client_leaving_while_origin_connects_cancels_the_dial():
     h.client.connectionLost(Failure(ConnectionRefusedError()))
     assert wire.disconnecting or wire.disconnected
     assert h.relay.sessions == set()
+
+
+# -- an open session, in memory ---------------------------------------------------
+
+from websockets.frames import Frame, Opcode  # noqa: E402  (a reference encoder for test frames)
+
+
+def client_frame(opcode, data, fin=True):
+    """A masked frame as a browser would send it."""
+    return Frame(opcode, data, fin).serialize(mask=True, extensions=[])
+
+
+def origin_frame(opcode, data, fin=True):
+    return Frame(opcode, data, fin).serialize(mask=False, extensions=[])
+
+
+def open_session():
+    h = Harness()
+    h.send(request())
+    proto, wire = h.connect_origin()
+    h.answer(proto, wire)
+    h.client_wire.clear()
+    wire.clear()
+    return h, proto, wire
+
+
+def test_frames_are_copied_as_they_arrive_and_pongs_wait_for_the_frame_to_end():
+    h, origin, origin_wire = open_session()
+    payload = bytes(range(100))
+    whole = origin_frame(Opcode.BINARY, payload)
+    origin.dataReceived(whole[:40])               # header and 38 payload bytes
+    assert h.client_wire.value() == whole[:40]    # copied at once, not held for the rest
+    h.send(client_frame(Opcode.PING, b"are you there"))
+    assert h.client_wire.value() == whole[:40]    # the pong may not cut into the frame
+    origin.dataReceived(whole[40:])
+    pong = origin_frame(Opcode.PONG, b"are you there")
+    assert h.client_wire.value() == whole + pong
+    assert origin_wire.value() == b""             # pings are answered, not forwarded
+
+
+def test_client_frames_are_masked_towards_the_origin_and_fragments_kept():
+    h, origin, origin_wire = open_session()
+    h.send(client_frame(Opcode.TEXT, b"frag", fin=False))
+    h.send(client_frame(Opcode.CONT, "ment ✓".encode(), fin=True))
+    sent = origin_wire.value()
+    first = len(client_frame(Opcode.TEXT, b"frag", fin=False))
+    assert sent[0] == 0x01 and sent[first] == 0x80       # FIN clear, then a FIN continuation
+    assert parse_masked(sent[:first]) == (Opcode.TEXT, b"frag")
+    assert parse_masked(sent[first:]) == (Opcode.CONT, "ment ✓".encode())
+
+
+def test_origin_close_is_carried_to_the_client_with_code_and_reason():
+    h, origin, origin_wire = open_session()
+    origin.dataReceived(origin_frame(Opcode.CLOSE, b"\x0f\xa1going"))  # 4001 "going"
+    assert h.client_wire.value() == origin_frame(Opcode.CLOSE, b"\x0f\xa1going")
+    assert origin_wire.value()[:1] == b"\x88"  # the relay answered the origin's close
+
+
+def test_idle_session_is_closed_on_both_legs_after_connection_timeout():
+    h, origin, origin_wire = open_session()
+    h.reactor.advance(59)
+    h.send(client_frame(Opcode.TEXT, b"still here"))
+    h.reactor.advance(59)
+    assert h.client_wire.value() == origin_frame(Opcode.PING, b"\0" * 7 + b"\1")  # the heartbeat at 60 s
+    h.client_wire.clear()
+    origin_wire.clear()
+    h.reactor.advance(1)                          # 60 s after the last message
+    assert h.client_wire.value() == origin_frame(Opcode.CLOSE, b"\x03\xe9connection timeout")
+    assert parse_masked(origin_wire.value()) == (Opcode.CLOSE, b"\x03\xe9connection timeout")
+
+
+def parse_masked(data):
+    from websockets.streams import StreamReader
+    reader = StreamReader()
+    reader.feed_data(data)
+    gen = Frame.parse(reader.read_exact, mask=True)
+    try:
+        next(gen)
+    except StopIteration as done:
+        return done.value.opcode, done.value.data
+    raise AssertionError("incomplete frame")

@@ -59,3 +59,17 @@ def test_with_backlog():
     assert with_backlog("tcp:80") == "tcp:80:backlog=1024"
     assert with_backlog("tcp:80:backlog=5") == "tcp:80:backlog=5"
     assert with_backlog("unix:/run/ws.sock") == "unix:/run/ws.sock"
+
+
+def test_a_port_in_use_stops_startup(tmp_path):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = tmp_path / "relay.ini"
+        config.write_text(f"[relay]\nlisten = tcp:{port}:interface=127.0.0.1\n[domain:*]\norigins = a\n")
+        result = twistd("-n", "--pidfile=", "wsrelay", "--config", str(config))
+    assert result.returncode != 0
+    assert f"Couldn't listen on 127.0.0.1:{port}" in result.stdout + result.stderr

@@ -6,8 +6,9 @@ an Autobahn server factory per listener, and the twistd service tree.
 import copy
 
 from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketServerFactory
-from twisted.application import service, strports
+from twisted.application import service
 from twisted.internet import defer
+from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
 
 from wsrelay.http import client_address
@@ -125,15 +126,25 @@ class RelayService(service.MultiService):
     def __init__(self, relay):
         super().__init__()
         self.relay = relay
+        self.factory = RelayFactory(relay)
+        self.ports = []
 
     def startService(self):
         for line in self.relay.config.warnings:
             log.warn("{warning}", warning=line)
         super().startService()
+        for description in self.relay.config.listen:
+            endpoint = serverFromString(self.relay.reactor, with_backlog(description))
+            failed = []
+            endpoint.listen(self.factory).addCallbacks(self.ports.append, failed.append)
+            if failed:  # a port in use stops startup, loudly
+                failed[0].raiseException()
 
     def stopService(self):
-        stopped = super().stopService()  # stop listening first
-        return defer.gatherResults([stopped, self.relay.close_all()])
+        stopped = super().stopService()
+        listening = [defer.maybeDeferred(port.stopListening) for port in self.ports]
+        self.ports = []
+        return defer.gatherResults([stopped, *listening, self.relay.close_all()])
 
 
 def with_backlog(description):
@@ -146,9 +157,4 @@ def with_backlog(description):
 
 def build_service(config, reactor):
     """The whole relay as a service, for twistd or a test."""
-    relay = Relay(config, reactor)
-    top = RelayService(relay)
-    factory = RelayFactory(relay)
-    for description in config.listen:
-        strports.service(with_backlog(description), factory, reactor=reactor).setServiceParent(top)
-    return top
+    return RelayService(Relay(config, reactor))
