@@ -250,3 +250,11 @@ def parse_masked(data):
     except StopIteration as done:
         return done.value.opcode, done.value.data
     raise AssertionError("incomplete frame")
+
+
+def test_shutdown_while_the_origin_is_dialled_answers_503():
+    h = Harness()
+    h.send(request())
+    h.relay.close_all()
+    assert h.status() == 503
+    assert b"Retry-After: 5" in h.client_wire.value()

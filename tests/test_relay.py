@@ -20,8 +20,10 @@ from tests.support import RelayProcess, WAIT, free_port, raw_request, run, statu
 class Origin:
     """A websockets origin whose behaviour is chosen by the request path."""
 
-    def __init__(self, subprotocols=None, compression=None):
+    def __init__(self, subprotocols=None, compression=None, max_queue=16):
         self.compression = compression
+        self.max_queue = max_queue
+        self.release = asyncio.Event()
         self.port = free_port()
         self.requests = []
         self.closed = asyncio.Queue()
@@ -31,7 +33,8 @@ class Origin:
     async def __aenter__(self):
         self.server = await serve(
             self.handle, "127.0.0.1", self.port, subprotocols=self.subprotocols,
-            process_request=self.refuse, max_size=None, ping_interval=None, compression=self.compression)
+            process_request=self.refuse, max_size=None, ping_interval=None, compression=self.compression,
+            max_queue=self.max_queue)
         return self
 
     async def __aexit__(self, *exc):
@@ -50,11 +53,22 @@ class Origin:
         self.requests.append(ws.request)
         path = ws.request.path
         try:
-            if path.startswith("/close4001"):
+            if path.startswith("/greet"):  # speaks first, in the same breath as its 101
+                await ws.send("welcome")
+                async for message in ws:
+                    await ws.send(message)
+            elif path.startswith("/close4001"):
                 await ws.close(4001, "origin says bye")
             elif path.startswith("/vanish"):
                 await ws.recv()
                 ws.transport.abort()
+            elif path.startswith("/stall"):  # reads nothing until released, then counts
+                await self.release.wait()
+                count = 0
+                async for message in ws:
+                    count += 1
+                    if message == "done":
+                        await ws.send(str(count))
             elif path.startswith("/flood"):
                 count, size = (int(x) for x in path.split("?")[1].split(","))
                 for i in range(count):
@@ -124,6 +138,19 @@ def test_messages_keep_type_size_and_order(make_relay):
                 got = [await ws.recv() for _ in sent]
                 assert got == sent
                 assert [type(m) for m in got] == [type(m) for m in sent]
+
+    run(main())
+
+
+def test_origin_speaking_first_is_not_lost(make_relay):
+    async def main():
+        async with Origin() as origin:
+            relay = start_relay(make_relay, relay_config(origin.port))
+            for _ in range(5):
+                async with connect(relay.url("/greet")) as c:
+                    assert await c.recv() == "welcome"
+                    await c.send("and you")
+                    assert await c.recv() == "and you"
 
     run(main())
 
@@ -540,6 +567,32 @@ def test_stopped_reader_stops_the_fast_sender(make_relay):
                 for i in range(count):
                     m = await asyncio.wait_for(ws.recv(), WAIT)
                     assert struct.unpack("!I", m[:4])[0] == i and len(m) == size
+
+    run(main(), timeout=90)
+
+
+def test_stopped_origin_stops_the_fast_client(make_relay):
+    """The other way round: a client flooding an origin that does not read."""
+
+    async def main():
+        count, size = 800, 256 * 1024
+        async with Origin(max_queue=1) as origin:
+            relay = start_relay(make_relay, relay_config(origin.port))
+            before = rss_kib(relay.proc.pid)
+            async with connect(relay.url("/stall"), max_size=None) as c:
+                async def flood():
+                    for i in range(count):
+                        await c.send(struct.pack("!I", i) + bytes(size - 4))
+                    await c.send("done")
+
+                sending = asyncio.ensure_future(flood())
+                done, _ = await asyncio.wait([sending], timeout=1.0)
+                assert not done, "the client sent 200 MiB to an origin that reads nothing"
+                grown = rss_kib(relay.proc.pid) - before
+                assert grown < 40 * 1024, f"relay grew by {grown} KiB while the origin was not reading"
+                origin.release.set()
+                await asyncio.wait_for(sending, 60)
+                assert await asyncio.wait_for(c.recv(), WAIT) == str(count + 1)
 
     run(main(), timeout=90)
 

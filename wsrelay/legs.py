@@ -330,7 +330,10 @@ class ClientLeg(_Leg, WebSocketServerProtocol):
             if isinstance(failure.value, Refused):
                 self._refusal_headers = failure.value.headers
             elif isinstance(failure.value, defer.CancelledError):
-                failure = Failure(Refused(499, "client went away"))
+                if session.stopping:
+                    failure = Failure(Refused(503, "the relay is shutting down", [("Retry-After", "5")]))
+                else:
+                    failure = Failure(Refused(499, "client went away"))
             return failure
 
         def accepted(result):

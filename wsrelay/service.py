@@ -9,6 +9,7 @@ from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketServerFa
 from twisted.application import service
 from twisted.internet import defer
 from twisted.internet.endpoints import serverFromString
+from twisted.internet.interfaces import ISSLTransport
 from twisted.logger import Logger
 
 from wsrelay.http import client_address
@@ -56,8 +57,6 @@ class Relay:
         self.sessions.discard(session)
 
     def scheme_of(self, transport):
-        from twisted.internet.interfaces import ISSLTransport
-
         return "https" if ISSLTransport.providedBy(transport) else "http"
 
     def client_address(self, peer, forwarded_for):

@@ -50,6 +50,7 @@ class Session:
         self.opened_at = None
         self.first_closer = None
         self.pending = None
+        self.stopping = False
         self.ended = False
         self._idle = None
         self._heartbeats = ()
@@ -90,10 +91,11 @@ class Session:
 
     def shutdown(self):
         """The relay is stopping: 1001 on both legs."""
+        self.stopping = True
         if self.status == 101:
             self._close_both(SHUTDOWN)
         elif self.pending is not None:
-            self.pending.cancel()
+            self.pending.cancel()  # the client gets 503
         else:
             self.client.abort()
 
