@@ -327,13 +327,13 @@ class ClientLeg(_Leg, WebSocketServerProtocol):
 
         def refused(failure):
             session.pending = None
-            if isinstance(failure.value, Refused):
-                self._refusal_headers = failure.value.headers
-            elif isinstance(failure.value, defer.CancelledError):
+            if isinstance(failure.value, defer.CancelledError):
                 if session.stopping:
                     failure = Failure(Refused(503, "the relay is shutting down", [("Retry-After", "5")]))
                 else:
                     failure = Failure(Refused(499, "client went away"))
+            if isinstance(failure.value, Refused):
+                self._refusal_headers = failure.value.headers
             return failure
 
         def accepted(result):
