@@ -32,7 +32,7 @@ CLOSED = WebSocketProtocol.STATE_CLOSED
 MAX_HEAD = 16384          # request/response head limit (HAProxy's tune.bufsize default)
 CLOSE_TIMEOUT = 5.0       # a closing handshake must end the TCP connection within this
 
-_IDLE, _STREAM, _BUFFER = 0, 1, 2
+_IDLE, _STREAM, _REFRAME = 0, 1, 2
 
 UPGRADE_TEXT = "This is a WebSocket relay: connect with a WebSocket client (Upgrade: websocket)."
 
@@ -61,6 +61,8 @@ class _Leg:
     _sink = _IDLE             # state of the frame being written onto this leg
     _held = None
     _masker = None
+    _next_opcode = 0
+    _frame_fin = True
     _close_timer = None
 
     def connectionMade(self):
@@ -139,15 +141,26 @@ class _Leg:
     # -- sending: frames copied from the other leg ------------------------------
 
     def begin_frame(self, opcode, fin, length):
-        """Start a frame; length None means it is only known at its end."""
+        """
+        Start copying a frame onto this leg. When its length is known and this
+        leg does not compress, the frame is copied as it is (_STREAM). Otherwise
+        (inflated or deflated on the way) each piece goes out as a frame of its
+        own and the source frame's end as a final one (_REFRAME): fragmentation
+        changes, the message does not, and nothing is held.
+        """
         if self.state != OPEN:
             return False
-        self.counters.frames_out += 1
-        if length is None or self._perMessageCompress is not None:
-            self._sink = _BUFFER
-            self._parts = []
-            self._frame = (opcode, fin)
+        compressor = self._perMessageCompress
+        if opcode:  # a new message; a continuation keeps what is still to be written
+            self._next_opcode = opcode
+            if compressor is not None:
+                compressor.start_compress_message()
+        if length is None or compressor is not None:
+            self._sink = _REFRAME
+            self._frame_fin = fin
             return True
+        self.counters.frames_out += 1
+        self._next_opcode = 0
         mask = new_mask() if self._masks else None
         self._write(frame_header(opcode, fin, length, 0, mask))
         if length:
@@ -161,8 +174,12 @@ class _Leg:
             if self._masker is not None:
                 payload = self._masker.process(payload)
             self._write(payload)
-        elif self._sink == _BUFFER:
-            self._parts.append(payload)
+        elif self._sink == _REFRAME:
+            compressor = self._perMessageCompress
+            if compressor is not None:
+                payload = compressor.compress_message_data(payload)
+            if payload:
+                self._emit(payload, False)
 
     def end_frame(self):
         sink, self._sink = self._sink, _IDLE
@@ -170,22 +187,21 @@ class _Leg:
             held, self._held, self._masker = self._held, None, None
             for opcode, payload in held:
                 super().sendFrame(opcode, payload)
-        elif sink == _BUFFER:
-            opcode, fin = self._frame
-            data, self._parts = b"".join(self._parts), None
-            rsv = 0
+        elif sink == _REFRAME:
             compressor = self._perMessageCompress
-            if compressor is not None:
-                if opcode != 0:
-                    compressor.start_compress_message()
-                    rsv = 4
-                data = compressor.compress_message_data(data)
-                if fin:
-                    data += compressor.end_compress_message()
-            mask = new_mask() if self._masks else None
-            if mask is not None and data:
-                data = create_xor_masker(mask, len(data)).process(data)
-            self._write(frame_header(opcode, fin, len(data), rsv, mask) + data)
+            tail = compressor.end_compress_message() if compressor is not None and self._frame_fin else b""
+            if tail or self._frame_fin:
+                self._emit(tail, self._frame_fin)
+
+    def _emit(self, data, fin):
+        """Write one whole frame of a message being re-framed."""
+        opcode, self._next_opcode = self._next_opcode, 0
+        rsv = 4 if opcode and self._perMessageCompress is not None else 0
+        mask = new_mask() if self._masks else None
+        if mask is not None and data:
+            data = create_xor_masker(mask, len(data)).process(data)
+        self.counters.frames_out += 1
+        self._write(frame_header(opcode, fin, len(data), rsv, mask) + data)
 
     def _write(self, data):
         self.counters.bytes_out += len(data)
