@@ -467,7 +467,7 @@ class DemoOriginService(Service):
 
         def settled(result: IListeningPort | Failure) -> None:
             if isinstance(result, Failure):
-                log.failure("demo origin could not listen", result)
+                log.error("demo origin could not listen: {error}", error=result.getErrorMessage())
             else:
                 self._port = result
             self._result = result
