@@ -5,7 +5,7 @@ setup(
     version="0.1.0",
     description="A self-hosted WebSocket edge relay (a twistd plugin)",
     python_requires=">=3.11",
-    packages=["wsrelay", "twisted.plugins"],
+    packages=["wsrelay", "wsrelay.selectors", "twisted.plugins"],
     package_data={"wsrelay": ["demo_page.html"]},
     install_requires=[
         "Twisted>=24.7",

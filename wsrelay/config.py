@@ -9,6 +9,7 @@ section and the key, so an operator can fix it from one line of output.
 import configparser
 import ipaddress
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from twisted.internet.endpoints import serverFromString
 
@@ -26,14 +27,20 @@ class ConfigError(Exception):
 
 ORIGIN_GONE_CODES = (1011, 1012, 1013, 1014)
 PROTOCOLS = ("http", "https", "follow")
+HEALTH_CHECKS = ("websocket", "http")
+MAX_WEIGHT = 1000
 
 
 @dataclass(frozen=True)
 class Origin:
-    """One origin server as written in `origins`; port None follows the protocol."""
+    """
+    One origin server as written in `origins`; port None follows the protocol.
+    Its identity is its address: the weight is not part of equality or hash.
+    """
 
     host: str
     port: int | None = None
+    weight: int = field(default=1, compare=False)
 
     def port_for(self, scheme):
         """The port to dial when speaking `scheme` ('http' or 'https')."""
@@ -44,6 +51,20 @@ class Origin:
     def __str__(self):
         host = f"[{self.host}]" if ":" in self.host else self.host
         return host if self.port is None else f"{host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class HealthConfig:
+    """How one domain's origins are taken out of rotation and put back."""
+
+    eject_after: int = 3          # failed connects in a row that eject an origin; 0: never
+    eject_for: float = 30.0       # seconds an ejected origin stays out before it is tried again
+    interval: float = 0.0         # health_interval: seconds between active checks; 0: none
+    check: str = "websocket"      # websocket (a real handshake) or http (GET expecting 2xx)
+    path: str = "/"
+    timeout: float = 2.0
+    fall: int = 3                 # failed checks in a row that take an origin out
+    rise: int = 2                 # passed checks in a row that put it back
 
 
 @dataclass(frozen=True)
@@ -62,6 +83,9 @@ class DomainConfig:
     max_message_size: int = 1048576
     compression: bool = False
     origin_compression: bool = False
+    selector: str = "round-robin"
+    selector_options: object = None
+    health: HealthConfig = HealthConfig()
 
     def origin_scheme(self, client_scheme):
         """'http' or 'https' towards the origin, given the client's own scheme."""
@@ -90,6 +114,14 @@ class RelayConfig:
     wildcards: dict = field(default_factory=dict)
     catch_all: DomainConfig | None = None
     warnings: tuple = ()
+    selectors: object = field(default_factory=lambda: MappingProxyType({}))  # name -> ISelectorFactory in use
+
+    def each_domain(self):
+        """Every DomainConfig: exact names, wildcards, then the catch-all."""
+        yield from self.domains.values()
+        yield from self.wildcards.values()
+        if self.catch_all is not None:
+            yield self.catch_all
 
     def domain_for(self, host):
         """The DomainConfig serving a Host header value, or None (404)."""
@@ -135,16 +167,21 @@ def normalize_host(host):
 
 # --- parsing -----------------------------------------------------------------
 
+DEFAULT_SELECTOR = "round-robin"
+HEALTH_KEYS = {
+    "eject_after", "eject_for", "health_interval", "health_check", "health_path",
+    "health_timeout", "health_fall", "health_rise",
+}
 RELAY_KEYS = {
     "listen", "heartbeat_interval", "heartbeat_timeout", "connection_timeout",
     "handshake_timeout", "origin_connect_timeout", "max_message_size",
-    "origin_gone_close_code", "trusted_proxies",
-}
+    "origin_gone_close_code", "trusted_proxies", "selector",
+} | HEALTH_KEYS
 DOMAIN_OVERRIDES = ("heartbeat_interval", "heartbeat_timeout", "connection_timeout", "max_message_size")
 DOMAIN_KEYS = {
     "websocket", "origins", "origin_protocol", "origin_host", "allowed_origins",
-    "compression", "origin_compression",
-} | set(DOMAIN_OVERRIDES)
+    "compression", "origin_compression", "selector",
+} | set(DOMAIN_OVERRIDES) | HEALTH_KEYS
 
 
 class _Reader:
@@ -172,7 +209,7 @@ class _Reader:
             self.fail(key, f"{value!r} must be 0 or a positive number of seconds")
         return number
 
-    def positive_int(self, key, default):
+    def positive_int(self, key, default, minimum=1):
         value = self.raw(key)
         if value is None or value == "":
             return default
@@ -180,8 +217,9 @@ class _Reader:
             number = int(value)
         except ValueError:
             self.fail(key, f"{value!r} is not a whole number")
-        if number <= 0:
-            self.fail(key, f"{value!r} must be greater than 0")
+        if number < minimum:
+            self.fail(key, f"{value!r} must be greater than 0" if minimum == 1 else
+                      f"{value!r} must be {minimum} or more")
         return number
 
     def boolean(self, key, default):
@@ -232,6 +270,115 @@ def _parse_origin(reader, key, word):
             reader.fail(key, f"{word!r}: port must be 1-65535")
         port = int(port_text)
     return Origin(host.lower(), port)
+
+
+def _parse_origins(reader, key):
+    """`host[:port] [weight=N] ...`: a weight applies to the origin before it."""
+    origins, seen, weighted = [], set(), set()
+    for word in (reader.raw(key) or "").split():
+        if word.lower().startswith("weight="):
+            text = word[len("weight="):]
+            if not origins:
+                reader.fail(key, f"{word!r} must follow the origin it weighs (a:8000 weight=3)")
+            if not text.isdigit() or not 1 <= int(text) <= MAX_WEIGHT:
+                reader.fail(key, f"{word!r}: a weight is a whole number from 1 to {MAX_WEIGHT}")
+            last = origins[-1]
+            if last in weighted:
+                reader.fail(key, f"{word!r}: {last} has a weight already")
+            weighted.add(last)
+            origins[-1] = Origin(last.host, last.port, int(text))
+            continue
+        origin = _parse_origin(reader, key, word)
+        if origin in seen:
+            reader.fail(key, f"{word!r} is listed twice (give it a weight=N instead)")
+        seen.add(origin)
+        origins.append(origin)
+    return tuple(origins)
+
+
+def _parse_health(reader, base):
+    """The health keys of one section, defaulting to `base` (the [relay] values)."""
+    health = HealthConfig(
+        eject_after=reader.positive_int("eject_after", base.eject_after, minimum=0),
+        eject_for=reader.seconds("eject_for", base.eject_for),
+        interval=reader.seconds("health_interval", base.interval),
+        check=reader.choice("health_check", base.check, HEALTH_CHECKS),
+        path=_health_path(reader, "health_path", base.path),
+        timeout=reader.seconds("health_timeout", base.timeout),
+        fall=reader.positive_int("health_fall", base.fall),
+        rise=reader.positive_int("health_rise", base.rise),
+    )
+    if health.eject_for == 0:
+        reader.fail("eject_for", "must be greater than 0 (eject_after = 0 turns ejection off)")
+    if health.timeout == 0:
+        reader.fail("health_timeout", "must be greater than 0")
+    if health.interval and health.timeout > health.interval:
+        named = reader.raw("health_timeout") or not reader.raw("health_interval")
+        key = "health_timeout" if named else "health_interval"
+        reader.fail(key, f"health_timeout ({health.timeout:g}) is longer than health_interval ({health.interval:g})")
+    return health
+
+
+def _health_path(reader, key, default):
+    value = reader.raw(key)
+    if not value:
+        return default
+    if not value.startswith("/") or any(ord(c) <= 0x20 or ord(c) >= 0x7F for c in value):
+        reader.fail(key, f"{value!r} is not a request path like /health")
+    return value
+
+
+def _installed_selectors(path):
+    from wsrelay.selectors import installed
+
+    factories = installed()
+    if not factories:
+        raise ConfigError(path, None, None,
+                          "no origin selector is installed (twisted/plugins/wsrelay_selectors.py missing?)")
+    return factories
+
+
+def _selector_factory(reader, key, factories, name=None):
+    name = (name if name is not None else reader.raw(key) or "").strip().lower()
+    factory = factories.get(name)
+    if factory is None:
+        reader.fail(key, f"{name!r} is not an installed selector (installed: {', '.join(sorted(factories))})")
+    return factory
+
+
+def _selector_sections(path, parser, factories):
+    """The [selector:NAME] sections, checked: each NAME installed, each key one of its options."""
+    sections = {}
+    for name in parser.sections():
+        if not name.startswith("selector:"):
+            continue
+        reader = _Reader(path, name, parser[name])
+        selector = name[len("selector:"):].strip().lower()
+        factory = factories.get(selector)
+        if factory is None:
+            raise ConfigError(path, name, None, f"{selector!r} is not an installed selector "
+                                                f"(installed: {', '.join(sorted(factories))})")
+        for key in reader.section:
+            if key not in factory.options:
+                known = ", ".join(sorted(factory.options)) or "none"
+                reader.fail(key, f"unknown key (the options of {selector} are: {known})")
+        sections[selector] = reader
+    return sections
+
+
+def _selector_options(reader, factory, defaults):
+    """The domain's options for its selector: [selector:NAME] values (`defaults`), then the domain's own."""
+    raw, source = {}, {}
+    for section in (defaults, reader) if defaults is not None else (reader,):
+        for key in section.section:
+            if key in factory.options:
+                raw[key], source[key] = section.raw(key), section.name
+    from wsrelay.selectors import OptionError
+
+    try:
+        return factory.parse_options(raw)
+    except OptionError as e:
+        raise ConfigError(reader.path, source.get(e.key, reader.name), e.key or "selector", str(e))
 
 
 def _parse_listen(reader, key, default):
@@ -329,13 +476,17 @@ def parse_config(text, path="<string>"):
         raise ConfigError(path, None, None, str(e).splitlines()[0])
 
     for name in parser.sections():
-        if name != "relay" and not name.startswith("domain:"):
-            raise ConfigError(path, name, None, "unknown section (expected [relay] or [domain:NAME])")
+        if name != "relay" and not name.startswith(("domain:", "selector:")):
+            raise ConfigError(path, name, None,
+                              "unknown section (expected [relay], [domain:NAME] or [selector:NAME])")
 
+    factories = _installed_selectors(path)
     relay = _Reader(path, "relay", parser["relay"] if parser.has_section("relay") else {})
     for key in relay.section:
         if key not in RELAY_KEYS:
-            relay.fail(key, "unknown key")
+            owners = sorted(n for n, f in factories.items() if key in f.options)
+            hint = f" (an option of selector {owners[0]}: set it in [selector:{owners[0]}])" if owners else ""
+            relay.fail(key, "unknown key" + hint)
 
     base = DomainConfig(
         name="*",
@@ -358,19 +509,27 @@ def parse_config(text, path="<string>"):
     if origin_connect_timeout == 0:
         relay.fail("origin_connect_timeout", "must be greater than 0")
 
-    warnings = []
+    default_selector = _selector_factory(relay, "selector", factories,
+                                         relay.raw("selector") or DEFAULT_SELECTOR)
+    base_health = _parse_health(relay, HealthConfig())
+    selector_sections = _selector_sections(path, parser, factories)
 
+    warnings = []
+    in_use = {}
     domains, wildcards, catch_all = {}, {}, None
     for name in parser.sections():
         if not name.startswith("domain:"):
             continue
         pattern = _check_domain_name(path, name)
         reader = _Reader(path, name, parser[name])
+        factory = _selector_factory(reader, "selector", factories) if reader.raw("selector") else default_selector
         for key in reader.section:
-            if key not in DOMAIN_KEYS:
-                reader.fail(key, "unknown key")
+            if key not in DOMAIN_KEYS and key not in factory.options:
+                owners = sorted(n for n, f in factories.items() if key in f.options)
+                hint = f" (an option of selector {', '.join(owners)}; this domain uses {factory.name})"
+                reader.fail(key, "unknown key" + (hint if owners else ""))
         websocket = reader.boolean("websocket", True)
-        origins = tuple(_parse_origin(reader, "origins", w) for w in (reader.raw("origins") or "").split())
+        origins = _parse_origins(reader, "origins")
         if websocket and not origins:
             reader.fail("origins", "at least one origin (host[:port]) is required while websocket = on")
         domain = DomainConfig(
@@ -386,7 +545,12 @@ def parse_config(text, path="<string>"):
             max_message_size=reader.positive_int("max_message_size", base.max_message_size),
             compression=reader.boolean("compression", False),
             origin_compression=reader.boolean("origin_compression", False),
+            selector=factory.name,
+            selector_options=_selector_options(reader, factory, selector_sections.get(factory.name)),
+            health=_parse_health(reader, base_health),
         )
+        if websocket:
+            in_use[factory.name] = factory
         warnings.extend(_timeout_warnings(f"{path}: [{name}]", domain))
         if pattern == "*":
             catch_all = domain
@@ -408,6 +572,7 @@ def parse_config(text, path="<string>"):
         wildcards=wildcards,
         catch_all=catch_all,
         warnings=tuple(warnings),
+        selectors=MappingProxyType(in_use),
     )
 
 

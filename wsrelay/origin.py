@@ -1,6 +1,8 @@
 """
-Dialling the origin for one handshake: the endpoint, the deadline, the one
-retry on a failed connect, and the HTTP status the client gets when it fails.
+Dialling the origin for one handshake: the origins the domain's route
+chooses, the endpoint, the deadline, the one retry on a failed connect, the
+HTTP status the client gets when it fails, and what the route hears about
+each attempt (opened, or failed) for its selector and its health board.
 """
 
 import ipaddress
@@ -15,6 +17,8 @@ from twisted.logger import Logger
 from wsrelay.deflate import accept_origin_response, origin_offers
 from wsrelay.http import forwarded_headers, new_key, origin_request, response_headers
 from wsrelay.legs import OriginLeg, Refused
+from wsrelay.routing import NoOrigin
+from wsrelay.selectors import Handshake
 
 log = Logger(namespace="wsrelay.origin")
 
@@ -56,7 +60,10 @@ class OriginDial:
         self.session = session
         self.domain = session.domain
         self.scheme = self.domain.origin_scheme(session.scheme)
-        self.candidates = relay.pick_origins(self.domain)
+        self.route = relay.routes[self.domain.name]
+        self.handshake = Handshake(self.domain.name, request.path, request.params, request.headers,
+                                   session.client_ip)
+        self.candidates = ()
         client_host = request.headers.get("host", "")
         self.host_header = self.domain.origin_host or client_host
         self.protocols = list(request.protocols or ())
@@ -65,6 +72,7 @@ class OriginDial:
             session.peer, request.headers.get("x-forwarded-for"), session.client_ip,
             relay.config.is_trusted_proxy(session.peer), session.scheme, client_host)
         self.result = defer.Deferred(canceller=self._cancel)
+        self._choosing = None
         self._leg = None
         self._connecting = None
         self._timer = None
@@ -72,8 +80,25 @@ class OriginDial:
         self._cancelled = False
 
     def start(self):
-        self._attempt(0)
+        self._choosing = self.route.choose(self.handshake)
+        self._choosing.addCallbacks(self._chosen, self._not_chosen)
         return self.result
+
+    def _chosen(self, origins):
+        self._choosing = None
+        if not self._cancelled:
+            self.candidates = origins
+            self._attempt(0)
+
+    def _not_chosen(self, failure):
+        self._choosing = None
+        if self._cancelled:
+            return
+        if failure.check(NoOrigin):
+            self._fail(503, str(failure.value), [("Retry-After", str(failure.value.retry_after))])
+        else:
+            log.failure("choosing an origin for {domain} failed", failure, domain=self.domain.name)
+            self._fail(503, "no origin available")
 
     def _attempt(self, index):
         origin = self.candidates[index]
@@ -121,6 +146,7 @@ class OriginDial:
         why = "timed out" if self._timed_out else failure.getErrorMessage()
         log.info("origin {origin} for {domain}: connect failed ({why})",
                  origin=str(self._origin), domain=self.domain.name, why=why)
+        self.route.failed(self._origin, f"connect {why}")
         if index + 1 < len(self.candidates):
             self._attempt(index + 1)
         elif self._timed_out or failure.check(error.TimeoutError):
@@ -133,6 +159,8 @@ class OriginDial:
         if self._cancelled:
             return
         leg, session = self._leg, self.session
+        self.route.opened(self._origin)
+        session.routed = (self.route, self._origin)  # the session reports its end there
         session.origin = leg
         session.origin_address = str(self._origin)
         session.subprotocol = response.protocol
@@ -147,19 +175,22 @@ class OriginDial:
             return
         leg = self._leg
         if self._timed_out:
+            self.route.failed(self._origin, "no handshake answer in time")
             self._fail(504, "the origin did not finish its handshake in time")
         elif leg.refusal is not None:
             status, reason = leg.refusal
             headers = ()
-            if status != 502:
+            if status != 502:  # the origin answered for its application: it is not failing
                 headers = response_headers(leg.http_response_data, refusal=True)
                 reason = f"the origin answered {status}"
             else:
                 log.info("origin {origin} for {domain}: bad handshake answer ({reason})",
                          origin=str(self._origin), domain=self.domain.name, reason=reason)
+                self.route.failed(self._origin, f"bad handshake answer: {reason}")
                 reason = "the origin gave an invalid WebSocket handshake"
             self._fail(status, reason, headers)
         else:
+            self.route.failed(self._origin, "closed the connection during the handshake")
             self._fail(502, "the origin closed the connection during the handshake")
 
     def _fail(self, status, reason, headers=()):
@@ -168,7 +199,9 @@ class OriginDial:
     def _cancel(self, result):
         self._cancelled = True
         self._stop_timer()
-        if self._connecting is not None:
+        if self._choosing is not None:
+            self._choosing.cancel()
+        elif self._connecting is not None:
             self._connecting.cancel()
         elif self._leg is not None:
             self._leg.abort()

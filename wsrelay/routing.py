@@ -1,18 +1,176 @@
 """
-The one place an origin is chosen for a handshake. A later selector plugin
-replaces OriginRotation; callers only use `pick`.
+Origin choice for every domain: the selector the config names, the health of
+the domain's origins, and the timers and log lines around them.
+
+One DomainRoute per domain, all held by one Routes object that the Relay
+owns, keyed by domain name: a new config builds a new Routes, and sessions
+keep reporting to the route that opened them.
 """
 
+from twisted.application.service import MultiService
+from twisted.application.internet import TimerService
+from twisted.internet import defer
+from twisted.logger import Logger
 
-class OriginRotation:
-    """Round-robin over each domain's origins, remembering where each left off."""
+from wsrelay.health import EJECTED, HealthBoard, HealthChecks, origin_probe
 
-    def __init__(self):
-        self._next = {}
+log = Logger(namespace="wsrelay.health")
 
-    def pick(self, domain):
-        """The origins to try, in order: the chosen one, then one to retry on."""
-        origins = domain.origins
-        start = self._next.get(domain.name, 0) % len(origins)
-        self._next[domain.name] = start + 1
-        return [origins[(start + k) % len(origins)] for k in range(min(2, len(origins)))]
+
+class NoOrigin(Exception):
+    """No origin can take the handshake (503); `retry_after` is the hint in seconds."""
+
+    def __init__(self, reason, retry_after):
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
+class DomainRoute:
+    """One domain's selector and origin health; everything the dial and the session call."""
+
+    def __init__(self, domain, selector, reactor):
+        self.domain = domain
+        self.name = domain.name
+        self.origins = domain.origins
+        self.selector = selector
+        self.reactor = reactor
+        self.board = HealthBoard(domain.origins, domain.health)
+        self._configured = frozenset(domain.origins)
+        self._cooldowns = {}
+        self._all_out = False
+
+    # -- the handshake ----------------------------------------------------------
+
+    def choose(self, handshake):
+        """A Deferred firing with the origins to try (the first, then one for the retry); NoOrigin: 503."""
+        available = self.board.available
+        if not available:
+            return defer.fail(NoOrigin("no origin of this domain is in rotation",
+                                       self.board.retry_after(self.reactor.seconds())))
+        return defer.maybeDeferred(self.selector.choose, handshake, available).addCallbacks(
+            self._chosen, self._selector_failed)
+
+    def _chosen(self, origins):
+        # Only configured origins are ever dialled, whatever a selector returns.
+        chosen = [origin for origin in origins if origin in self._configured][:2]
+        if not chosen:
+            log.error("selector {selector} of {domain} chose no configured origin: {origins!r}",
+                      selector=self.domain.selector, domain=self.name, origins=origins)
+            raise NoOrigin("the selector chose no origin", 1)
+        return chosen
+
+    def _selector_failed(self, failure):
+        if failure.check(defer.CancelledError):
+            return failure
+        log.failure("selector {selector} of {domain} failed", failure,
+                    selector=self.domain.selector, domain=self.name)
+        raise NoOrigin("the selector failed", 1)
+
+    # -- what became of each dial ------------------------------------------------
+
+    def opened(self, origin):
+        self._tell("connection_opened", origin)
+        self._note(self.board.connect_succeeded(origin))
+
+    def closed(self, origin):
+        self._tell("connection_closed", origin)
+
+    def failed(self, origin, reason):
+        self._tell("connection_failed", origin, reason)
+        change = self._note(self.board.connect_failed(origin, self.reactor.seconds(), reason))
+        if change is not None and change.state == EJECTED:
+            self._cancel_cooldown(origin)
+            self._cooldowns[origin] = self.reactor.callLater(
+                self.domain.health.eject_for, self._cooldown_over, origin)
+
+    def _tell(self, method, *args):
+        try:
+            getattr(self.selector, method)(*args)
+        except Exception:
+            log.failure("selector {selector} of {domain}: {method} failed",
+                        selector=self.domain.selector, domain=self.name, method=method)
+
+    # -- health ------------------------------------------------------------------
+
+    def check_passed(self, origin):
+        change = self._note(self.board.check_passed(origin))
+        if change is not None:
+            self._cancel_cooldown(origin)
+
+    def check_failed(self, origin, reason):
+        self._note(self.board.check_failed(origin, reason))
+
+    def _cooldown_over(self, origin):
+        self._cooldowns.pop(origin, None)
+        self._note(self.board.cooldown_over(origin, self.reactor.seconds()))
+
+    def _cancel_cooldown(self, origin):
+        timer = self._cooldowns.pop(origin, None)
+        if timer is not None and timer.active():
+            timer.cancel()
+
+    def _note(self, change):
+        """Log a state change (once: the board reports each change once)."""
+        if change is None:
+            return None
+        emit = log.warn if change.state in ("ejected", "down") else log.info
+        emit("origin {origin} of {domain} {state}: {reason}", origin=str(change.origin),
+             domain=self.name, state=change.state, reason=change.reason)
+        all_out = not self.board.available
+        if all_out != self._all_out:
+            self._all_out = all_out
+            if all_out:
+                log.error("every origin of {domain} is out of rotation: handshakes get 503", domain=self.name)
+            else:
+                log.info("{domain} has an origin in rotation again", domain=self.name)
+        return change
+
+    def stop(self):
+        for origin in list(self._cooldowns):
+            self._cancel_cooldown(origin)
+
+
+class Routes:
+    """Every domain's DomainRoute, keyed by domain name, built from one config."""
+
+    def __init__(self, config, reactor):
+        self.reactor = reactor
+        self._routes = {}
+        for domain in config.each_domain():
+            if domain.websocket:
+                selector = config.selectors[domain.selector].build(domain, reactor)
+                self._routes[domain.name] = DomainRoute(domain, selector, reactor)
+
+    def __getitem__(self, name):
+        return self._routes[name]
+
+    def __iter__(self):
+        return iter(self._routes.values())
+
+    def health_service(self, probe_for=origin_probe):
+        """A service running the active checks of every domain that has them, on the relay's clock."""
+        top = MultiService()
+        for route in self:
+            health = route.domain.health
+            if health.interval > 0:
+                checks = HealthChecks(route, probe_for(self.reactor, route.domain))
+                timer = _ChecksService(health.interval, checks)
+                timer.clock = self.reactor
+                timer.setServiceParent(top)
+        return top
+
+    def stop(self):
+        for route in self:
+            route.stop()
+
+
+class _ChecksService(TimerService):
+    """A TimerService running one domain's checks; stopping it drops the probes in flight."""
+
+    def __init__(self, interval, checks):
+        super().__init__(interval, checks.run)
+        self.checks = checks
+
+    def stopService(self):
+        self.checks.stop()
+        return super().stopService()

@@ -15,7 +15,7 @@ from twisted.logger import Logger
 from wsrelay.http import client_address
 from wsrelay.legs import ClientLeg
 from wsrelay.origin import OriginDial, origin_endpoint
-from wsrelay.routing import OriginRotation
+from wsrelay.routing import Routes
 
 log = Logger(namespace="wsrelay.service")
 
@@ -40,7 +40,7 @@ class Relay:
         self.config = config
         self.reactor = reactor
         self.sessions = set()
-        self.rotation = OriginRotation()
+        self.routes = Routes(config, reactor)  # per-domain selectors and origin health
         template = WebSocketClientFactory(url="ws://origin.invalid/", reactor=reactor)
         template.setProtocolOptions(
             version=13, maskClientFrames=True, acceptMaskedServerFrames=False,
@@ -61,9 +61,6 @@ class Relay:
 
     def client_address(self, peer, forwarded_for):
         return client_address(peer, forwarded_for, self.config.is_trusted_proxy)
-
-    def pick_origins(self, domain):
-        return self.rotation.pick(domain)
 
     def origin_factory(self, protocols):
         factory = copy.copy(self._origin_template)
@@ -127,6 +124,7 @@ class RelayService(service.MultiService):
         self.relay = relay
         self.factory = RelayFactory(relay)
         self.ports = []
+        relay.routes.health_service().setServiceParent(self)
 
     def startService(self):
         for line in self.relay.config.warnings:
@@ -141,6 +139,7 @@ class RelayService(service.MultiService):
 
     def stopService(self):
         stopped = super().stopService()
+        self.relay.routes.stop()
         listening = [defer.maybeDeferred(port.stopListening) for port in self.ports]
         self.ports = []
         return defer.gatherResults([stopped, *listening, self.relay.close_all()])

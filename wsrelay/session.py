@@ -46,6 +46,7 @@ class Session:
         self.path = None
         self.subprotocol = None
         self.origin_address = None
+        self.routed = None        # (route, origin) once the origin said 101: told when the session ends
         self.status = None
         self.opened_at = None
         self.first_closer = None
@@ -149,6 +150,9 @@ class Session:
         self.ended = True
         self._stop_clocks()
         self.relay.session_ended(self)
+        if self.routed is not None:
+            route, origin = self.routed
+            route.closed(origin)
         if self.client.counters.bytes_in == 0:
             return  # a bare TCP probe (load balancer health check): nothing to report
         log.info(

@@ -1,16 +1,26 @@
 """twistd entry point: `twistd -n wsrelay --config etc/relay.ini`."""
 
+import sys
+
 from twisted.python import usage
 
 from wsrelay.config import ConfigError, load_config
 
 
 class Options(usage.Options):
-    synopsis = "[--config FILE]"
+    synopsis = "[--config FILE] [--help-selectors]"
     longdesc = "Run the wsrelay WebSocket edge relay. Every setting is in the config file."
     optParameters = [
         ["config", "c", "etc/relay.ini", "The relay's INI configuration file."],
     ]
+    selectorOutput = sys.stdout
+
+    def opt_help_selectors(self):
+        """List the installed origin selectors (selector = NAME) with their options, and exit."""
+        from wsrelay.selectors import describe, installed
+
+        self.selectorOutput.write(describe(installed()))
+        raise SystemExit(0)
 
     def postOptions(self):
         try:
