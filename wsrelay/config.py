@@ -8,10 +8,14 @@ section and the key, so an operator can fix it from one line of output.
 
 import configparser
 import ipaddress
+import os
+import time
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from twisted.internet.endpoints import serverFromString
+
+from wsrelay import tls
 
 
 class ConfigError(Exception):
@@ -86,6 +90,10 @@ class DomainConfig:
     selector: str = "round-robin"
     selector_options: object = None
     health: HealthConfig = HealthConfig()
+    certificate: object = None    # tls.ServerCertificate served to clients asking for this name (SNI)
+    origin_ca: tuple | None = None  # CA certificates trusted for https origins; None: the system store
+    origin_verify: bool = True
+    origin_sni: str | None = None
 
     def origin_scheme(self, client_scheme):
         """'http' or 'https' towards the origin, given the client's own scheme."""
@@ -115,6 +123,8 @@ class RelayConfig:
     catch_all: DomainConfig | None = None
     warnings: tuple = ()
     selectors: object = field(default_factory=lambda: MappingProxyType({}))  # name -> ISelectorFactory in use
+    certificate: object = None    # the default tls.ServerCertificate: no SNI, or a name without its own
+    tls_min_version: str = "1.2"
 
     def each_domain(self):
         """Every DomainConfig: exact names, wildcards, then the catch-all."""
@@ -122,6 +132,19 @@ class RelayConfig:
         yield from self.wildcards.values()
         if self.catch_all is not None:
             yield self.catch_all
+
+    def server_certificates(self):
+        """(where, tls.ServerCertificate) for the default and every domain that has one."""
+        if self.certificate is not None:
+            yield "[relay]", self.certificate
+        for domain in self.each_domain():
+            if domain.certificate is not None:
+                yield f"[domain:{domain.name}]", domain.certificate
+
+    @property
+    def tls_listeners(self):
+        """The `listen` entries that are TLS listeners (ssl:PORT...)."""
+        return tuple(d for d in self.listen if tls.parse_tls_listener(d) is not None)
 
     def domain_for(self, host):
         """The DomainConfig serving a Host header value, or None (404)."""
@@ -172,16 +195,18 @@ HEALTH_KEYS = {
     "eject_after", "eject_for", "health_interval", "health_check", "health_path",
     "health_timeout", "health_fall", "health_rise",
 }
+TLS_KEYS = {"certificate", "private_key"}
 RELAY_KEYS = {
     "listen", "heartbeat_interval", "heartbeat_timeout", "connection_timeout",
     "handshake_timeout", "origin_connect_timeout", "max_message_size",
-    "origin_gone_close_code", "trusted_proxies", "selector",
-} | HEALTH_KEYS
+    "origin_gone_close_code", "trusted_proxies", "selector", "tls_min_version",
+} | HEALTH_KEYS | TLS_KEYS
 DOMAIN_OVERRIDES = ("heartbeat_interval", "heartbeat_timeout", "connection_timeout", "max_message_size")
+ORIGIN_TLS_KEYS = ("origin_ca", "origin_verify", "origin_sni")
 DOMAIN_KEYS = {
     "websocket", "origins", "origin_protocol", "origin_host", "allowed_origins",
     "compression", "origin_compression", "selector",
-} | set(DOMAIN_OVERRIDES) | HEALTH_KEYS
+} | set(DOMAIN_OVERRIDES) | HEALTH_KEYS | TLS_KEYS | set(ORIGIN_TLS_KEYS)
 
 
 class _Reader:
@@ -388,10 +413,85 @@ def _parse_listen(reader, key, default):
     words = tuple(value.split())
     for word in words:
         try:
-            serverFromString(None, word)  # parsing only; nothing listens yet
+            if tls.parse_tls_listener(word) is None:
+                serverFromString(None, word)  # parsing only; nothing listens yet
         except Exception as e:  # the parser raises ValueError, KeyError, ...
             reader.fail(key, f"{word!r} is not a Twisted server endpoint string ({e})")
     return words
+
+
+def _pem_path(reader, key):
+    """A PEM file named by `key`: relative paths are taken from the config file's directory."""
+    value = reader.raw(key)
+    if not value:
+        return None
+    return os.path.join(os.path.dirname(reader.path), os.path.expanduser(value))
+
+
+def _server_certificate(reader, now, loaded):
+    """The section's certificate and private_key, loaded and checked once per pair of files."""
+    certificate_path = _pem_path(reader, "certificate")
+    key_path = _pem_path(reader, "private_key")
+    if certificate_path is None:
+        if key_path is not None:
+            reader.fail("private_key", "is set without certificate")
+        return None
+    key_path = key_path or certificate_path
+    pair = (certificate_path, key_path)
+    if pair not in loaded:
+        try:
+            loaded[pair] = tls.load_server_certificate(certificate_path, key_path, now)
+        except tls.CertificateError as e:
+            reader.fail(e.key, str(e))
+    return loaded[pair]
+
+
+def _origin_ca(reader, loaded):
+    path = _pem_path(reader, "origin_ca")
+    if path is None:
+        return None
+    if path not in loaded:
+        try:
+            loaded[path] = tls.load_ca_bundle(path)
+        except tls.CertificateError as e:
+            reader.fail(e.key, str(e))
+    return loaded[path]
+
+
+def _server_name(reader, key):
+    value = reader.raw(key)
+    if not value:
+        return None
+    name = value.lower().rstrip(".")
+    try:
+        return str(ipaddress.ip_address(name.strip("[]")))
+    except ValueError:
+        pass
+    labels = name.split(".")
+    if not all(label and len(label) <= 63 and all(c.isalnum() or c in "-_" for c in label) for label in labels):
+        reader.fail(key, f"{value!r} is not a host name")
+    return name
+
+
+def _certificate_warnings(path, name, pattern, certificate):
+    if certificate is None or certificate.covers(pattern):
+        return []
+    names = ", ".join(certificate.names) or "no subjectAltName"
+    return [f"{path}: [{name}] certificate: {certificate.certificate_path} is not for {pattern} "
+            f"(it names {names}): clients will refuse it"]
+
+
+def _origin_tls_warnings(path, name, reader, domain):
+    where = f"{path}: [{name}]"
+    if domain.origin_protocol == "http":
+        named = [key for key in ORIGIN_TLS_KEYS if reader.raw(key)]
+        if named:
+            return [f"{where}: {', '.join(named)} has no effect with origin_protocol = http"]
+        return []
+    if not domain.origin_verify:
+        return [f"{where}: origin_verify = off: origin certificates are not checked, "
+                "anyone on the path to the origin can pose as it"]
+    return []
 
 
 def _parse_proxies(reader, key):
@@ -454,8 +554,14 @@ def _timeout_warnings(where, d):
     return warnings
 
 
-def parse_config(text, path="<string>"):
-    """Parse INI text into a RelayConfig; raise ConfigError on any mistake."""
+def parse_config(text, path="<string>", now=None):
+    """
+    Parse INI text into a RelayConfig; raise ConfigError on any mistake.
+    PEM files are read and checked here, certificate validity against `now`
+    (seconds since the epoch; the wall clock when None). Relative PEM paths
+    are taken from the directory of `path`.
+    """
+    now = time.time() if now is None else now
     parser = configparser.ConfigParser(
         interpolation=None,
         inline_comment_prefixes=(";", "#"),
@@ -513,6 +619,9 @@ def parse_config(text, path="<string>"):
                                          relay.raw("selector") or DEFAULT_SELECTOR)
     base_health = _parse_health(relay, HealthConfig())
     selector_sections = _selector_sections(path, parser, factories)
+    tls_min_version = relay.choice("tls_min_version", "1.2", tls.MIN_VERSIONS)
+    loaded, bundles = {}, {}
+    default_certificate = _server_certificate(relay, now, loaded)
 
     warnings = []
     in_use = {}
@@ -532,6 +641,12 @@ def parse_config(text, path="<string>"):
         origins = _parse_origins(reader, "origins")
         if websocket and not origins:
             reader.fail("origins", "at least one origin (host[:port]) is required while websocket = on")
+        if pattern == "*" or _is_address(pattern):
+            for key in ("certificate", "private_key"):
+                if reader.raw(key):
+                    reader.fail(key, "clients never ask for this section by name (SNI): "
+                                     "set the default certificate in [relay] instead")
+        certificate = _server_certificate(reader, now, loaded)
         domain = DomainConfig(
             name=pattern,
             websocket=websocket,
@@ -548,10 +663,16 @@ def parse_config(text, path="<string>"):
             selector=factory.name,
             selector_options=_selector_options(reader, factory, selector_sections.get(factory.name)),
             health=_parse_health(reader, base_health),
+            certificate=certificate,
+            origin_ca=_origin_ca(reader, bundles),
+            origin_verify=reader.boolean("origin_verify", True),
+            origin_sni=_server_name(reader, "origin_sni"),
         )
         if websocket:
             in_use[factory.name] = factory
         warnings.extend(_timeout_warnings(f"{path}: [{name}]", domain))
+        warnings.extend(_certificate_warnings(path, name, pattern, certificate))
+        warnings.extend(_origin_tls_warnings(path, name, reader, domain))
         if pattern == "*":
             catch_all = domain
         elif pattern.startswith("*."):
@@ -561,9 +682,19 @@ def parse_config(text, path="<string>"):
     if not (domains or wildcards or catch_all):
         raise ConfigError(path, None, None, "no [domain:NAME] section: the relay would answer every request 404")
 
+    listen = _parse_listen(relay, "listen", RelayConfig.listen)
+    has_certificates = bool(loaded)  # the default and every domain's
+    tls_listeners = [word for word in listen if tls.parse_tls_listener(word) is not None]
+    if tls_listeners and not has_certificates:
+        relay.fail("listen", f"{tls_listeners[0]!r} is a TLS listener but no certificate is configured "
+                             "(certificate = in [relay] or in a [domain:...])")
+    if has_certificates and not tls_listeners:
+        warnings.append(f"{path}: [relay] listen: certificates are configured but no listener is TLS "
+                        "(ssl:PORT): they are not used")
+
     return RelayConfig(
         path=path,
-        listen=_parse_listen(relay, "listen", RelayConfig.listen),
+        listen=listen,
         handshake_timeout=handshake_timeout,
         origin_connect_timeout=origin_connect_timeout,
         origin_gone_close_code=origin_gone,
@@ -573,7 +704,17 @@ def parse_config(text, path="<string>"):
         catch_all=catch_all,
         warnings=tuple(warnings),
         selectors=MappingProxyType(in_use),
+        certificate=default_certificate,
+        tls_min_version=tls_min_version,
     )
+
+
+def _is_address(name):
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
 
 
 def _header_value(reader, key):
@@ -585,7 +726,7 @@ def _header_value(reader, key):
     return value
 
 
-def load_config(path):
+def load_config(path, now=None):
     """Read and parse a config file; a missing or unreadable file is a ConfigError."""
     try:
         with open(path, encoding="utf-8") as f:
@@ -594,4 +735,4 @@ def load_config(path):
         raise ConfigError(path, None, None, f"cannot read the file ({e.strerror})")
     except UnicodeDecodeError:
         raise ConfigError(path, None, None, "the file is not UTF-8 text")
-    return parse_config(text, path)
+    return parse_config(text, path, now)

@@ -13,6 +13,7 @@ from autobahn.twisted.websocket import WebSocketClientProtocol, WebSocketServerP
 from autobahn.websocket.protocol import WebSocketProtocol
 from autobahn.websocket.types import ConnectionDeny
 from autobahn.websocket.xormasker import create_xor_masker
+from OpenSSL.SSL import Error as SSLError
 from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -22,6 +23,7 @@ from wsrelay.deflate import accept_client_offer, refuse_offers
 from wsrelay.frames import frame_header, new_mask
 from wsrelay.http import check_request_head, error_response, request_target, status_of
 from wsrelay.session import LegCounters, Session
+from wsrelay.tls import misdirected_request
 
 log = Logger(namespace="wsrelay.legs")
 
@@ -267,7 +269,11 @@ class _Leg:
             self._close_timer.cancel()
         if self.heartbeat is not None:
             self.heartbeat.stop()
-        super().connectionLost(reason)
+        # Autobahn's own connectionLost only adds logging, at error level for every
+        # failed TLS handshake (scanners, old clients); the relay logs those at info.
+        if isinstance(reason.value, SSLError) and self.counters.bytes_in == 0:
+            log.info("TLS handshake with {peer} failed: {why}", peer=self.peer, why=str(reason.value))
+        self._connectionLost(reason)
         if self.session is not None and self.joined:
             self.session.leg_lost(self.side)
 
@@ -326,6 +332,9 @@ class ClientLeg(_Leg, WebSocketServerProtocol):
         if domain is None:
             raise Refused(404, "no such domain on this relay")
         session.domain = domain
+        misdirected = misdirected_request(self.config, self.transport, domain)
+        if misdirected:  # SNI and Host name different domains
+            raise Refused(421, misdirected)
         if not domain.websocket:
             raise Refused(403, "WebSocket is turned off for this domain")
         if not domain.origin_allowed(headers.get("origin")):

@@ -1,8 +1,9 @@
 """
 Dialling the origin for one handshake: the origins the domain's route
-chooses, the endpoint, the deadline, the one retry on a failed connect, the
-HTTP status the client gets when it fails, and what the route hears about
-each attempt (opened, or failed) for its selector and its health board.
+chooses, the endpoint (TLS with SNI and a checked certificate for https),
+the deadline, the one retry on a failed connect, the HTTP status the client
+gets when it fails, and what the route hears about each attempt (opened, or
+failed) for its selector and its health board.
 """
 
 import ipaddress
@@ -15,16 +16,22 @@ from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 
 from wsrelay.deflate import accept_origin_response, origin_offers
+from wsrelay.health import probe
 from wsrelay.http import forwarded_headers, new_key, origin_request, response_headers
 from wsrelay.legs import OriginLeg, Refused
 from wsrelay.routing import NoOrigin
 from wsrelay.selectors import Handshake
+from wsrelay.tls import OriginCertificateError, check_server_name, origin_server_name, tls_handshake_problem
 
 log = Logger(namespace="wsrelay.origin")
 
 
-def origin_endpoint(reactor, origin, scheme, timeout, sni=None):
-    """A client endpoint for one origin; TLS when the scheme is https."""
+def origin_endpoint(reactor, origin, scheme, timeout, sni=None, tls=None):
+    """
+    A client endpoint for one origin; TLS when the scheme is https, asking
+    for and checking the name `sni` (else the origin's host) with `tls`, a
+    wsrelay.tls.OriginTLS (else the system trust store).
+    """
     port = origin.port_for(scheme)
     try:
         address = ipaddress.ip_address(origin.host)
@@ -34,10 +41,32 @@ def origin_endpoint(reactor, origin, scheme, timeout, sni=None):
         kind = TCP6ClientEndpoint if address.version == 6 else TCP4ClientEndpoint
         endpoint = kind(reactor, origin.host, port, timeout=timeout)
     if scheme == "https":
-        from twisted.internet.ssl import optionsForClientTLS
+        name = sni or origin.host
+        if tls is None:
+            from twisted.internet.ssl import optionsForClientTLS
 
-        endpoint = wrapClientTLS(optionsForClientTLS(sni or origin.host), endpoint)
+            creator = optionsForClientTLS(name)
+        else:
+            creator = tls.connection_creator(name)
+        endpoint = wrapClientTLS(creator, endpoint)
     return endpoint
+
+
+def origin_probe(reactor, domain, tls):
+    """
+    wsrelay.health.origin_probe with the domain's origin TLS (origin_ca,
+    origin_verify) and SNI (origin_sni, origin_host, else the domain's name).
+    """
+    health = domain.health
+    scheme = "https" if domain.origin_protocol == "https" else "http"
+
+    def check(origin):
+        endpoint = origin_endpoint(reactor, origin, scheme, health.timeout,
+                                   sni=check_server_name(domain, origin), tls=tls)
+        return probe(reactor, endpoint, health.check, health.path, domain.origin_host or str(origin),
+                     health.timeout)
+
+    return check
 
 
 class _LegFactory(Factory):
@@ -66,6 +95,7 @@ class OriginDial:
         self.candidates = ()
         client_host = request.headers.get("host", "")
         self.host_header = self.domain.origin_host or client_host
+        self.server_name = origin_server_name(self.domain, self.host_header)  # SNI, for https
         self.protocols = list(request.protocols or ())
         self.client_headers = request.headers
         self.forwarded = forwarded_headers(
@@ -117,7 +147,7 @@ class OriginDial:
         timeout = self.relay.config.origin_connect_timeout
         self._timed_out = False
         self._timer = self.relay.reactor.callLater(timeout, self._deadline)
-        endpoint = self.relay.origin_endpoint(origin, self.scheme, timeout, self.domain)
+        endpoint = self.relay.origin_endpoint(origin, self.scheme, timeout, self.domain, self.server_name)
         self._connecting = endpoint.connect(_LegFactory(leg))
         self._connecting.addCallbacks(self._connected, self._connect_failed, errbackArgs=(index,))
 
@@ -189,9 +219,21 @@ class OriginDial:
                 self.route.failed(self._origin, f"bad handshake answer: {reason}")
                 reason = "the origin gave an invalid WebSocket handshake"
             self._fail(status, reason, headers)
+        elif failure.check(OriginCertificateError):
+            # Logged as a warning: a wrong certificate may be an attack as much as a mistake.
+            self._tls_failed(log.warn, f"certificate refused: {failure.value}",
+                             "the origin's TLS certificate was refused")
+        elif (why := tls_handshake_problem(failure)) is not None:
+            self._tls_failed(log.info, why, "the TLS handshake with the origin failed")
         else:
             self.route.failed(self._origin, "closed the connection during the handshake")
             self._fail(502, "the origin closed the connection during the handshake")
+
+    def _tls_failed(self, emit, why, reason):
+        emit("origin {origin} for {domain} ({server_name}): {why}", origin=str(self._origin),
+             domain=self.domain.name, server_name=self.server_name, why=why)
+        self.route.failed(self._origin, why)
+        self._fail(502, reason)
 
     def _fail(self, status, reason, headers=()):
         self.result.errback(Refused(status, reason, headers))

@@ -1,21 +1,27 @@
 """
 The relay assembled: one Relay holding the current config and live sessions,
-an Autobahn server factory per listener, and the twistd service tree.
+an Autobahn server factory per listener, and the twistd service tree (the
+listeners, TLS ones choosing their certificate by SNI, the health checks and
+the daily certificate expiry check).
 """
 
 import copy
 
 from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketServerFactory
 from twisted.application import service
+from twisted.application.internet import TimerService
 from twisted.internet import defer
-from twisted.internet.endpoints import serverFromString
+from twisted.internet.endpoints import SSL4ServerEndpoint, serverFromString
 from twisted.internet.interfaces import ISSLTransport
 from twisted.logger import Logger
 
 from wsrelay.http import client_address
 from wsrelay.legs import ClientLeg
-from wsrelay.origin import OriginDial, origin_endpoint
+from wsrelay.origin import OriginDial, origin_endpoint, origin_probe
 from wsrelay.routing import Routes
+from wsrelay.tls import (
+    EXPIRY_CHECK_INTERVAL, CertificateMap, OriginTLS, ServerTLS, expiring, parse_tls_listener,
+)
 
 log = Logger(namespace="wsrelay.service")
 
@@ -47,6 +53,7 @@ class Relay:
             serverConnectionDropTimeout=0, perMessageCompressionOffers=[], **_COMMON)
         template.useragent = None
         self._origin_template = template
+        self._origin_tls = {}  # domain name -> OriginTLS, built at its first https dial
 
     # -- called by the protocols ----------------------------------------------
 
@@ -67,8 +74,21 @@ class Relay:
         factory.protocols = protocols
         return factory
 
-    def origin_endpoint(self, origin, scheme, timeout, domain):
-        return origin_endpoint(self.reactor, origin, scheme, timeout, sni=domain.origin_host)
+    def origin_tls(self, domain):
+        """The domain's OriginTLS (trust, verification), one per domain."""
+        tls = self._origin_tls.get(domain.name)
+        if tls is None:
+            tls = self._origin_tls[domain.name] = OriginTLS.for_domain(domain)
+        return tls
+
+    def origin_endpoint(self, origin, scheme, timeout, domain, server_name=None):
+        tls = self.origin_tls(domain) if scheme == "https" else None
+        return origin_endpoint(self.reactor, origin, scheme, timeout, sni=server_name, tls=tls)
+
+    def health_probe(self, reactor, domain):
+        """The active checks' probe for a domain, with its origin TLS settings."""
+        tls = self.origin_tls(domain) if domain.origin_protocol == "https" else None
+        return origin_probe(reactor, domain, tls)
 
     def connect_origin(self, session, request):
         return OriginDial(self, session, request).start()
@@ -124,14 +144,38 @@ class RelayService(service.MultiService):
         self.relay = relay
         self.factory = RelayFactory(relay)
         self.ports = []
-        relay.routes.health_service().setServiceParent(self)
+        relay.routes.health_service(probe_for=relay.health_probe).setServiceParent(self)
+        config = relay.config
+        self.tls = None
+        if config.tls_listeners:
+            self.tls = ServerTLS(CertificateMap.from_config(config), config.tls_min_version)
+        if any(config.server_certificates()):
+            expiry = TimerService(EXPIRY_CHECK_INTERVAL, self.check_expiry)
+            expiry.clock = relay.reactor
+            expiry.setServiceParent(self)
+
+    def check_expiry(self):
+        """Warn about each certificate that expires within 14 days (at startup, then daily)."""
+        config = self.relay.config
+        for found in expiring(config.server_certificates(), self.relay.reactor.seconds()):
+            emit = log.error if found.left <= 0 else log.warn
+            emit("{message}", message=found.message(), where=found.where, path=found.path,
+                 not_after=found.not_after, seconds_left=found.left)
+
+    def endpoint_for(self, description):
+        """The server endpoint of one `listen` entry: ssl:PORT with the relay's ServerTLS, or Twisted's own."""
+        listener = parse_tls_listener(description)
+        if listener is None:
+            return serverFromString(self.relay.reactor, with_backlog(description))
+        return SSL4ServerEndpoint(self.relay.reactor, listener.port, self.tls,
+                                  backlog=listener.backlog or LISTEN_BACKLOG, interface=listener.interface)
 
     def startService(self):
         for line in self.relay.config.warnings:
             log.warn("{warning}", warning=line)
         super().startService()
         for description in self.relay.config.listen:
-            endpoint = serverFromString(self.relay.reactor, with_backlog(description))
+            endpoint = self.endpoint_for(description)
             failed = []
             endpoint.listen(self.factory).addCallbacks(self.ports.append, failed.append)
             if failed:  # a port in use stops startup, loudly

@@ -5,6 +5,7 @@ import sys
 from twisted.python import usage
 
 from wsrelay.config import ConfigError, load_config
+from wsrelay.tls import TLSUnavailable, require_service_identity
 
 
 class Options(usage.Options):
@@ -24,8 +25,9 @@ class Options(usage.Options):
 
     def postOptions(self):
         try:
+            require_service_identity()  # never fall back to Twisted's weak host name checks
             self.config = load_config(self["config"])
-        except ConfigError as e:
+        except (ConfigError, TLSUnavailable) as e:
             raise usage.UsageError(str(e))
 
 
