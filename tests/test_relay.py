@@ -602,7 +602,7 @@ def test_stopped_origin_stops_the_fast_client(make_relay):
 def test_sigterm_closes_sessions_with_1001_and_exits(make_relay):
     async def main():
         async with Origin() as origin:
-            relay = start_relay(make_relay, relay_config(origin.port))
+            relay = start_relay(make_relay, relay_config(origin.port, extra_relay="drain_window = 0.5"))
             async with connect(relay.url("/echo")) as ws:
                 await ws.send("before")
                 assert await ws.recv() == "before"

@@ -19,6 +19,8 @@ PEER_DEAD = "dead"          # no pong within heartbeat_timeout
 PEER_ERROR = "error"        # the peer broke the protocol; the relay failed that leg
 IDLE = "idle"               # connection_timeout: no data message either way
 SHUTDOWN = "shutdown"       # the relay is stopping
+RELOAD = "reload"           # a reloaded config changed or removed the session's route
+SERVICE_RESTART = 1012
 
 _WHY = {
     PEER_GONE: "{side} gone",
@@ -39,6 +41,8 @@ def close_for_other_leg(side, event, code=None, reason=None, origin_gone_code=10
         return GOING_AWAY, "connection timeout"
     if event == SHUTDOWN:
         return GOING_AWAY, "relay shutting down"
+    if event == RELOAD:
+        return SERVICE_RESTART, "relay configuration changed"
     why = _WHY.get(event, "{side} gone").format(side=side, code=code)
     if side == "client":
         return GOING_AWAY, why

@@ -125,6 +125,8 @@ class RelayConfig:
     selectors: object = field(default_factory=lambda: MappingProxyType({}))  # name -> ISelectorFactory in use
     certificate: object = None    # the default tls.ServerCertificate: no SNI, or a name without its own
     tls_min_version: str = "1.2"
+    drain_window: float = 10.0    # seconds over which reload (1012) and SIGTERM (1001) closes are spread
+    drain_timeout: float = 30.0   # SIGTERM: seconds before whatever is left is closed at once
 
     def each_domain(self):
         """Every DomainConfig: exact names, wildcards, then the catch-all."""
@@ -200,6 +202,7 @@ RELAY_KEYS = {
     "listen", "heartbeat_interval", "heartbeat_timeout", "connection_timeout",
     "handshake_timeout", "origin_connect_timeout", "max_message_size",
     "origin_gone_close_code", "trusted_proxies", "selector", "tls_min_version",
+    "drain_window", "drain_timeout",
 } | HEALTH_KEYS | TLS_KEYS
 DOMAIN_OVERRIDES = ("heartbeat_interval", "heartbeat_timeout", "connection_timeout", "max_message_size")
 ORIGIN_TLS_KEYS = ("origin_ca", "origin_verify", "origin_sni")
@@ -692,8 +695,18 @@ def parse_config(text, path="<string>", now=None):
         warnings.append(f"{path}: [relay] listen: certificates are configured but no listener is TLS "
                         "(ssl:PORT): they are not used")
 
+    drain_window = relay.seconds("drain_window", RelayConfig.drain_window)
+    drain_timeout = relay.seconds("drain_timeout", RelayConfig.drain_timeout)
+    if drain_timeout == 0:
+        relay.fail("drain_timeout", "must be greater than 0")
+    if drain_window > drain_timeout:
+        warnings.append(f"{path}: [relay] drain_window ({drain_window:g}) is longer than drain_timeout "
+                        f"({drain_timeout:g}): at SIGTERM the sessions left after drain_timeout are closed at once")
+
     return RelayConfig(
         path=path,
+        drain_window=drain_window,
+        drain_timeout=drain_timeout,
         listen=listen,
         handshake_timeout=handshake_timeout,
         origin_connect_timeout=origin_connect_timeout,

@@ -33,6 +33,7 @@ CLOSED = WebSocketProtocol.STATE_CLOSED
 
 MAX_HEAD = 16384          # request/response head limit (HAProxy's tune.bufsize default)
 CLOSE_TIMEOUT = 5.0       # a closing handshake must end the TCP connection within this
+RETRY_AFTER = "5"         # Retry-After of a 503 given because the relay is stopping or reloading
 
 _IDLE, _STREAM, _REFRAME = 0, 1, 2
 
@@ -289,7 +290,7 @@ class ClientLeg(_Leg, WebSocketServerProtocol):
     def connectionMade(self):
         super().connectionMade()
         relay = self.factory.relay
-        self.config = relay.config  # this connection keeps the config it started with
+        self.config = relay.config  # until its request is read; then the config of that moment
         peer = self.transport.getPeer()
         self.session = Session(
             relay, self.config, self, getattr(peer, "host", str(peer)),
@@ -324,8 +325,20 @@ class ClientLeg(_Leg, WebSocketServerProtocol):
             self._head_timer.cancel()
 
     def onConnect(self, request):
+        try:
+            return self._route(request)
+        except Refused as e:
+            self._refusal_headers = e.headers
+            raise
+
+    def _route(self, request):
         self._awaiting_origin = True
         session = self.session
+        relay = self.factory.relay
+        if relay.draining:
+            raise Refused(503, "the relay is shutting down", [("Retry-After", RETRY_AFTER)])
+        # The request is read: the session keeps the config of this moment for its whole life.
+        self.config = session.config = relay.config
         headers = request.headers
         session.host = headers.get("host")
         domain = self.config.domain_for(session.host)
@@ -345,7 +358,6 @@ class ClientLeg(_Leg, WebSocketServerProtocol):
         session.path = target
         self.maxMessagePayloadSize = domain.max_message_size
         self.perMessageCompressionAccept = accept_client_offer if domain.compression else refuse_offers
-        relay = self.factory.relay
         session.client_ip = relay.client_address(session.peer, headers.get("x-forwarded-for"))
         d = relay.connect_origin(session, request)
         session.pending = d
@@ -354,7 +366,7 @@ class ClientLeg(_Leg, WebSocketServerProtocol):
             session.pending = None
             if isinstance(failure.value, defer.CancelledError):
                 if session.stopping:
-                    failure = Failure(Refused(503, "the relay is shutting down", [("Retry-After", "5")]))
+                    failure = Failure(Refused(503, session.stopping, [("Retry-After", RETRY_AFTER)]))
                 else:
                     failure = Failure(Refused(499, "client went away"))
             if isinstance(failure.value, Refused):

@@ -130,16 +130,41 @@ class DomainRoute:
             self._cancel_cooldown(origin)
 
 
-class Routes:
-    """Every domain's DomainRoute, keyed by domain name, built from one config."""
+def _choice_key(domain):
+    """Everything that decides how a domain's origins are chosen and judged."""
+    origins = tuple((o.host, o.port, o.weight) for o in domain.origins)
+    return (origins, domain.origin_protocol, domain.origin_host, domain.selector,
+            domain.selector_options, domain.health)
 
-    def __init__(self, config, reactor):
+
+class Routes:
+    """
+    Every domain's DomainRoute, keyed by domain name, built from one config.
+    With `previous` (the Routes of the config before a reload), a domain whose
+    origins, selector and health settings are the same keeps its DomainRoute:
+    its selector state and its origins' health carry over.
+    """
+
+    def __init__(self, config, reactor, previous=None):
         self.reactor = reactor
         self._routes = {}
+        self.reused = set()
         for domain in config.each_domain():
-            if domain.websocket:
-                selector = config.selectors[domain.selector].build(domain, reactor)
-                self._routes[domain.name] = DomainRoute(domain, selector, reactor)
+            if not domain.websocket:
+                continue
+            old = previous._routes.get(domain.name) if previous is not None else None
+            if old is not None and _choice_key(old.domain) == _choice_key(domain):
+                self._routes[domain.name] = old
+                self.reused.add(domain.name)
+                continue
+            selector = config.selectors[domain.selector].build(domain, reactor)
+            self._routes[domain.name] = DomainRoute(domain, selector, reactor)
+
+    def retire(self, replacement):
+        """This config is replaced: stop the timers of the routes `replacement` did not take over."""
+        for name, route in self._routes.items():
+            if replacement._routes.get(name) is not route:
+                route.stop()
 
     def __getitem__(self, name):
         return self._routes[name]

@@ -6,6 +6,8 @@ the daily certificate expiry check).
 """
 
 import copy
+import random as _random
+import resource
 
 from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketServerFactory
 from twisted.application import service
@@ -15,6 +17,8 @@ from twisted.internet.endpoints import SSL4ServerEndpoint, serverFromString
 from twisted.internet.interfaces import ISSLTransport
 from twisted.logger import Logger
 
+from wsrelay.config import ConfigError, load_config
+from wsrelay.drain import Stagger, plan_reload
 from wsrelay.http import client_address
 from wsrelay.legs import ClientLeg
 from wsrelay.origin import OriginDial, origin_endpoint, origin_probe
@@ -25,7 +29,7 @@ from wsrelay.tls import (
 
 log = Logger(namespace="wsrelay.service")
 
-SHUTDOWN_GRACE = 3.0   # seconds the closing handshakes get at SIGTERM before the rest is dropped
+HURRY_GRACE = 2.0      # seconds closing handshakes get once the drain is cut short, before the rest is dropped
 LISTEN_BACKLOG = 1024  # Twisted's default is 50; an edge needs more
 
 
@@ -39,14 +43,30 @@ _COMMON = dict(
 )
 
 
-class Relay:
-    """The relay's state: the config new connections get, and the sessions alive now."""
+def open_files_limit():
+    """The process's soft limit on open files (what max_connections = auto is derived from)."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return soft if soft != resource.RLIM_INFINITY else 1 << 20
 
-    def __init__(self, config, reactor):
+
+class Relay:
+    """
+    The relay's state: the config new connections get, the sessions alive now,
+    and what happens to them when the config is replaced (reload) or the
+    relay stops (drain). `random` (floats in [0, 1)) jitters the closes.
+    """
+
+    def __init__(self, config, reactor, random=None, files_limit=None):
         self.config = config
         self.reactor = reactor
+        self.random = random if random is not None else _random.Random().random
+        self.files_limit = files_limit if files_limit is not None else open_files_limit
         self.sessions = set()
         self.routes = Routes(config, reactor)  # per-domain selectors and origin health
+        self.draining = False
+        self._staggers = set()     # closes spread over drain_window, still running
+        self._drained = None       # (sessions still to end, Deferred) during a drain
+        self._hurry_timer = None
         template = WebSocketClientFactory(url="ws://origin.invalid/", reactor=reactor)
         template.setProtocolOptions(
             version=13, maskClientFrames=True, acceptMaskedServerFrames=False,
@@ -62,6 +82,11 @@ class Relay:
 
     def session_ended(self, session):
         self.sessions.discard(session)
+        if self._drained is not None:
+            waiting, done = self._drained
+            waiting.discard(session)
+            if not waiting:
+                self._drain_over()
 
     def scheme_of(self, transport):
         return "https" if ISSLTransport.providedBy(transport) else "http"
@@ -93,12 +118,93 @@ class Relay:
     def connect_origin(self, session, request):
         return OriginDial(self, session, request).start()
 
-    # -- shutdown --------------------------------------------------------------
+    # -- reload ----------------------------------------------------------------
 
-    def close_all(self, grace=SHUTDOWN_GRACE):
-        """1001 on every leg; a Deferred that fires once all are gone or after `grace`."""
-        sessions = list(self.sessions)
-        for session in sessions:
+    def reload(self, config):
+        """
+        Make `config` the one new handshakes get, at once. Sessions whose route
+        it leaves alone keep running untouched; the others are closed with 1012
+        spread over its drain_window. Returns the drain.ReloadPlan.
+        """
+        plan = plan_reload([s for s in self.sessions if not s.ended], config)
+        routes = Routes(config, self.reactor, previous=self.routes)
+        self.routes.retire(routes)
+        self.config, self.routes = config, routes
+        self._origin_tls = {}
+        if plan.close:
+            self._stagger(plan.close, config.drain_window, lambda session: session.restart())
+        log.info("configuration {path} reloaded: {kept} sessions kept, {closing} closed with 1012 "
+                 "over {window:g}s", path=config.path, kept=len(plan.keep), closing=len(plan.close),
+                 window=config.drain_window)
+        return plan
+
+    def _stagger(self, sessions, window, close):
+        def fire(session):
+            if not stagger.waiting:
+                self._staggers.discard(stagger)
+            close(session)
+
+        stagger = Stagger(self.reactor, sessions, window, self.random, fire)
+        if stagger.waiting:
+            self._staggers.add(stagger)
+        return stagger
+
+    # -- drain (SIGTERM) ---------------------------------------------------------
+
+    def drain(self):
+        """
+        Stop taking sessions (new handshakes get 503 with Retry-After), close
+        the live ones with 1001 spread over drain_window, and all that are left
+        at once after drain_timeout (or on hurry()). A Deferred fires once
+        every session that was relaying or dialling is gone.
+        """
+        if self._drained is not None:
+            return self._drained[1]
+        self.draining = True
+        for stagger in list(self._staggers):  # a reload's 1012 closes become 1001 closes
+            stagger.cancel()
+        self._staggers.clear()
+        done = defer.Deferred()
+        waiting = {s for s in self.sessions if not s.ended and (s.status == 101 or s.pending is not None)}
+        self._drained = (waiting, done)
+        self._hurry_timer = self.reactor.callLater(self.config.drain_timeout, self.hurry, "drain_timeout")
+        live = [s for s in waiting if s.status == 101]
+        log.info("draining: {count} sessions to close over {window:g}s (at most {timeout:g}s)",
+                 count=len(live), window=self.config.drain_window, timeout=self.config.drain_timeout)
+        for session in [s for s in waiting if s.status != 101]:
+            session.shutdown()  # still dialling: 503 at once
+        self._stagger([s for s in live if not s.ended], self.config.drain_window,
+                      lambda session: session.shutdown())
+        if not waiting and not done.called:
+            self._drain_over()
+        return done
+
+    def hurry(self, why="second SIGTERM"):
+        """Close every session left at once (1001); drop whatever is still there HURRY_GRACE later."""
+        if self._hurry_timer is not None and self._hurry_timer.active():
+            self._hurry_timer.cancel()
+        self._hurry_timer = None
+        left = [s for s in self.sessions if not s.ended]
+        log.info("{why}: closing the {count} sessions left at once", why=why, count=len(left))
+        for stagger in list(self._staggers):
+            stagger.cancel()
+        self._staggers.clear()
+        self.close_all()
+
+    def _drain_over(self):
+        waiting, done = self._drained
+        for stagger in list(self._staggers):
+            stagger.cancel()
+        self._staggers.clear()
+        if self._hurry_timer is not None and self._hurry_timer.active():
+            self._hurry_timer.cancel()
+        self._hurry_timer = None
+        if not done.called:
+            done.callback(None)
+
+    def close_all(self, grace=HURRY_GRACE):
+        """1001 on every leg at once; a Deferred that fires once all are gone or after `grace`."""
+        for session in list(self.sessions):
             session.shutdown()
         if not self.sessions:
             return defer.succeed(None)
@@ -109,16 +215,20 @@ class Relay:
             if not self.sessions:
                 done.callback(None)
             elif self.reactor.seconds() >= deadline:
-                for session in list(self.sessions):
-                    for leg in (session.client, session.origin):
-                        if leg is not None:
-                            leg.abort()
+                self.abort_all()
                 done.callback(None)
             else:
                 self.reactor.callLater(0.05, check)
 
         check()
         return done
+
+    def abort_all(self):
+        """Drop every connection left, without a closing handshake."""
+        for session in list(self.sessions):
+            for leg in (session.client, session.origin):
+                if leg is not None:
+                    leg.abort()
 
 
 class RelayFactory(WebSocketServerFactory):
@@ -137,22 +247,37 @@ class RelayFactory(WebSocketServerFactory):
 
 
 class RelayService(service.MultiService):
-    """The listeners plus the relay; on stop, sessions are closed before the process exits."""
+    """
+    The listeners plus the relay. reload() re-reads the config file (SIGHUP);
+    stopService() drains the sessions before the process exits (SIGTERM).
+    """
 
-    def __init__(self, relay):
+    def __init__(self, relay, load=load_config):
         super().__init__()
         self.relay = relay
+        self.load = load
         self.factory = RelayFactory(relay)
-        self.ports = []
-        relay.routes.health_service(probe_for=relay.health_probe).setServiceParent(self)
+        self.listeners = {}  # `listen` entry -> its listening port
+        self.health = None
+        self._start_health()
         config = relay.config
         self.tls = None
         if config.tls_listeners:
             self.tls = ServerTLS(CertificateMap.from_config(config), config.tls_min_version)
-        if any(config.server_certificates()):
-            expiry = TimerService(EXPIRY_CHECK_INTERVAL, self.check_expiry)
-            expiry.clock = relay.reactor
-            expiry.setServiceParent(self)
+        expiry = TimerService(EXPIRY_CHECK_INTERVAL, self.check_expiry)
+        expiry.clock = relay.reactor
+        expiry.setServiceParent(self)
+
+    @property
+    def ports(self):
+        return list(self.listeners.values())
+
+    def _start_health(self):
+        """The active health checks of the relay's current routes, as a child service."""
+        if self.health is not None:
+            self.health.disownServiceParent()  # stops it when running
+        self.health = self.relay.routes.health_service(probe_for=self.relay.health_probe)
+        self.health.setServiceParent(self)
 
     def check_expiry(self):
         """Warn about each certificate that expires within 14 days (at startup, then daily)."""
@@ -162,33 +287,106 @@ class RelayService(service.MultiService):
             emit("{message}", message=found.message(), where=found.where, path=found.path,
                  not_after=found.not_after, seconds_left=found.left)
 
-    def endpoint_for(self, description):
+    def endpoint_for(self, description, tls=None):
         """The server endpoint of one `listen` entry: ssl:PORT with the relay's ServerTLS, or Twisted's own."""
         listener = parse_tls_listener(description)
         if listener is None:
             return serverFromString(self.relay.reactor, with_backlog(description))
-        return SSL4ServerEndpoint(self.relay.reactor, listener.port, self.tls,
+        return SSL4ServerEndpoint(self.relay.reactor, listener.port, tls or self.tls,
                                   backlog=listener.backlog or LISTEN_BACKLOG, interface=listener.interface)
+
+    def _listen(self, descriptions, tls=None):
+        """Open listeners; a Deferred firing {description: port}, or failing after closing those it opened."""
+        opened, attempts = {}, []
+        for description in descriptions:
+            d = defer.maybeDeferred(lambda: self.endpoint_for(description, tls).listen(self.factory))
+            attempts.append(d.addCallback(lambda port, description=description: opened.update({description: port})))
+
+        def failed(failure):
+            failure = failure.value.subFailure if isinstance(failure.value, defer.FirstError) else failure
+            closing = [defer.maybeDeferred(port.stopListening) for port in opened.values()]
+            return defer.gatherResults(closing).addBoth(lambda _: failure)
+
+        return defer.gatherResults(attempts, consumeErrors=True).addCallbacks(lambda _: opened, failed)
 
     def startService(self):
         for line in self.relay.config.warnings:
             log.warn("{warning}", warning=line)
         super().startService()
-        for description in self.relay.config.listen:
-            endpoint = self.endpoint_for(description)
-            failed = []
-            endpoint.listen(self.factory).addCallbacks(self.ports.append, failed.append)
-            if failed:  # a port in use stops startup, loudly
-                failed[0].raiseException()
+        failed = []
+        self._listen(self.relay.config.listen).addCallbacks(self.listeners.update, failed.append)
+        if failed:  # a port in use stops startup, loudly
+            failed[0].raiseException()
+
+    # -- SIGHUP -------------------------------------------------------------------
+
+    def reload(self):
+        """
+        Re-read the config file and apply it (see Relay.reload); open the
+        listeners it adds and close those it removes, with certificates read
+        anew. A file that does not load, or a listener that cannot be opened,
+        changes nothing. A Deferred firing with the ReloadPlan, or None.
+        """
+        old = self.relay.config
+        try:
+            config = self.load(old.path)
+        except ConfigError as e:
+            log.error("reload of {path} refused, the running configuration stays: {error}",
+                      path=e.path, section=e.section, key=e.key, error=str(e))
+            return defer.succeed(None)
+        tls = ServerTLS(CertificateMap.from_config(config), config.tls_min_version) \
+            if config.tls_listeners else None
+        fresh = self.tls if self.tls is not None else tls
+        added = [d for d in config.listen if d not in self.listeners]
+        removed = [d for d in self.listeners if d not in config.listen]
+
+        def opened(ports):
+            if tls is not None:
+                if self.tls is None:
+                    self.tls = tls
+                else:
+                    self.tls.adopt(tls)
+            self.listeners.update(ports)
+            for line in config.warnings:
+                log.warn("{warning}", warning=line)
+            plan = self.relay.reload(config)
+            if self.running:
+                self._start_health()
+            for description in removed:
+                port = self.listeners.pop(description)
+                port.stopListening()
+                log.info("listener {listener} closed", listener=description)
+            for description in added:
+                log.info("listener {listener} opened", listener=description)
+            return plan
+
+        def failed(failure):
+            log.error("reload of {path} refused, the running configuration stays: "
+                      "cannot listen: {error}", path=old.path, error=failure.getErrorMessage())
+            return None
+
+        return self._listen(added, fresh).addCallbacks(opened, failed)
+
+    # -- SIGTERM --------------------------------------------------------------------
 
     def stopService(self):
-        stopped = super().stopService()
+        """Drain the sessions (new handshakes meanwhile get 503), then close the listeners."""
         self.relay.routes.stop()
-        listening = [defer.maybeDeferred(port.stopListening) for port in self.ports]
-        self.ports = []
-        return defer.gatherResults([stopped, *listening, self.relay.close_all()])
+        stopped = super().stopService()
 
+        def close_listeners(_):
+            listening = [defer.maybeDeferred(port.stopListening) for port in self.listeners.values()]
+            self.listeners = {}
+            self.relay.abort_all()  # handshakes answered 503 meanwhile, idle connections
+            return defer.gatherResults(listening)
 
+        drained = self.relay.drain().addCallback(close_listeners)
+        return defer.gatherResults([stopped, drained])
+
+    def hurry(self):
+        """A second SIGTERM: the drain is cut short."""
+        if self.relay.draining:
+            self.relay.hurry()
 def with_backlog(description):
     """A server endpoint string with a listen backlog of at least LISTEN_BACKLOG."""
     kind = description.split(":", 1)[0].lower()
@@ -197,6 +395,6 @@ def with_backlog(description):
     return description
 
 
-def build_service(config, reactor):
+def build_service(config, reactor, random=None, load=load_config, files_limit=None):
     """The whole relay as a service, for twistd or a test."""
-    return RelayService(Relay(config, reactor))
+    return RelayService(Relay(config, reactor, random=random, files_limit=files_limit), load=load)

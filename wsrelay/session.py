@@ -7,7 +7,7 @@ logged when both are gone.
 from twisted.logger import Logger
 
 from wsrelay.closing import (
-    IDLE, PEER_CLOSED, PEER_DEAD, PEER_GONE, SHUTDOWN, close_for_other_leg,
+    IDLE, PEER_CLOSED, PEER_DEAD, PEER_GONE, RELOAD, SHUTDOWN, close_for_other_leg,
 )
 from wsrelay.timers import Heartbeat, IdleTimer
 
@@ -51,7 +51,7 @@ class Session:
         self.opened_at = None
         self.first_closer = None
         self.pending = None
-        self.stopping = False
+        self.stopping = None      # why the relay ends this session itself (shutdown, reload): its 503 text
         self.ended = False
         self._idle = None
         self._heartbeats = ()
@@ -92,11 +92,20 @@ class Session:
 
     def shutdown(self):
         """The relay is stopping: 1001 on both legs."""
-        self.stopping = True
+        self._end_by_relay(SHUTDOWN, "the relay is shutting down")
+
+    def restart(self):
+        """A reloaded config changed or removed this session's route: 1012 on both legs."""
+        self._end_by_relay(RELOAD, "the relay configuration changed")
+
+    def _end_by_relay(self, event, why):
+        if self.ended:
+            return
+        self.stopping = why
         if self.status == 101:
-            self._close_both(SHUTDOWN)
+            self._close_both(event)
         elif self.pending is not None:
-            self.pending.cancel()  # the client gets 503
+            self.pending.cancel()  # the client gets 503 with Retry-After
         else:
             self.client.abort()
 

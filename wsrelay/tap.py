@@ -35,5 +35,8 @@ def makeService(options):
     from twisted.internet import reactor
 
     from wsrelay.service import build_service
+    from wsrelay.signals import SignalHook
 
-    return build_service(options.config, reactor)
+    top = build_service(options.config, reactor)
+    SignalHook(top, reactor).setServiceParent(top)
+    return top

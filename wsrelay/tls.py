@@ -412,6 +412,15 @@ class ServerTLS:
         self.initial = self.contexts[default] if default is not None else policy_context(min_version)
         self.initial.set_tlsext_servername_callback(self._server_name)
 
+    def adopt(self, other):
+        """
+        Serve `other`'s certificates and policy from now on (a reload): the
+        listeners keep this object, new TLS connections get the new contexts,
+        connections already made keep theirs.
+        """
+        self.certificates, self.contexts, self.initial = other.certificates, other.contexts, other.initial
+        self.initial.set_tlsext_servername_callback(self._server_name)
+
     def context_for(self, server_name):
         """The context SNI `server_name` (text or None) gets; None: no certificate, the handshake fails."""
         certificate = self.certificates.select(server_name)

@@ -1,0 +1,52 @@
+"""
+The process's signals, as a thin shell over RelayService: SIGHUP reloads the
+config file; SIGTERM and SIGINT stop the reactor as twistd always does (the
+service drains on stop), and a second one cuts the drain short.
+
+Installed once the reactor runs (after Twisted installed its own handlers),
+on the reactor's thread; each handler only schedules work with
+callFromThread, never runs it inside the signal handler.
+"""
+
+import signal
+
+from twisted.application import service
+from twisted.logger import Logger
+
+log = Logger(namespace="wsrelay.service")
+
+
+class SignalHook(service.Service):
+    """Routes SIGHUP, SIGTERM and SIGINT of a twistd process to a RelayService."""
+
+    def __init__(self, relay_service, reactor, install=signal.signal, current=signal.getsignal):
+        self.relay_service = relay_service
+        self.reactor = reactor
+        self._install = install
+        self._current = current
+        self._stop_handlers = {}
+
+    def startService(self):
+        super().startService()
+        self.reactor.callWhenRunning(self.install)
+
+    def install(self):
+        self._install(signal.SIGHUP, self._hup)
+        for number in (signal.SIGTERM, signal.SIGINT):
+            previous = self._current(number)
+            if callable(previous):  # Twisted's: stops the reactor and records the exit signal
+                self._stop_handlers[number] = previous
+                self._install(number, self._stop)
+
+    def _hup(self, number, frame):
+        self.reactor.callFromThread(self._reload)
+
+    def _reload(self):
+        log.info("SIGHUP: reloading {path}", path=self.relay_service.relay.config.path)
+        self.relay_service.reload()
+
+    def _stop(self, number, frame):
+        if self.relay_service.relay.draining:
+            self.reactor.callFromThread(self.relay_service.hurry)
+        else:
+            self._stop_handlers[number](number, frame)
