@@ -76,7 +76,7 @@ def test_a_session_keeps_running_while_its_section_origins_and_protocol_stay():
         assert keeps_route(old.domain_for(host), host, new)
     # weights, selector, timers and limits are for new sessions only
     tuned = config(BASE.replace("[domain:keep.test]\n", "[domain:keep.test]\nconnection_timeout = 5\n"
-                                "selector = least-connections\n"))
+                                "max_connections = 3\nselector = least-connections\n"))
     assert keeps_route(old.domain_for("keep.test"), "keep.test", tuned)
 
 

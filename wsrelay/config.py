@@ -85,6 +85,7 @@ class DomainConfig:
     heartbeat_timeout: float = 60.0
     connection_timeout: float = 60.0
     max_message_size: int = 1048576
+    max_connections: int = 0      # live sessions of this domain in this process; 0: no limit of its own
     compression: bool = False
     origin_compression: bool = False
     selector: str = "round-robin"
@@ -127,6 +128,11 @@ class RelayConfig:
     tls_min_version: str = "1.2"
     drain_window: float = 10.0    # seconds over which reload (1012) and SIGTERM (1001) closes are spread
     drain_timeout: float = 30.0   # SIGTERM: seconds before whatever is left is closed at once
+    max_connections: int | None = None  # live sessions per process; None: auto (from the open-files limit); 0: none
+    max_connections_per_ip: int = 1000  # live sessions per client address per process; 0: no limit
+    handshake_rate_per_ip: float = 50.0  # handshakes per second per client address per process; 0: no limit
+    handshake_rate: float = 1000.0  # handshakes per second per process; 0: no limit
+    max_ping_rate: float = 10.0   # pings per second a peer may send on a leg; 0: no limit
 
     def each_domain(self):
         """Every DomainConfig: exact names, wildcards, then the catch-all."""
@@ -202,13 +208,14 @@ RELAY_KEYS = {
     "listen", "heartbeat_interval", "heartbeat_timeout", "connection_timeout",
     "handshake_timeout", "origin_connect_timeout", "max_message_size",
     "origin_gone_close_code", "trusted_proxies", "selector", "tls_min_version",
-    "drain_window", "drain_timeout",
+    "drain_window", "drain_timeout", "max_connections", "max_connections_per_ip",
+    "handshake_rate_per_ip", "handshake_rate", "max_ping_rate",
 } | HEALTH_KEYS | TLS_KEYS
 DOMAIN_OVERRIDES = ("heartbeat_interval", "heartbeat_timeout", "connection_timeout", "max_message_size")
 ORIGIN_TLS_KEYS = ("origin_ca", "origin_verify", "origin_sni")
 DOMAIN_KEYS = {
     "websocket", "origins", "origin_protocol", "origin_host", "allowed_origins",
-    "compression", "origin_compression", "selector",
+    "compression", "origin_compression", "selector", "max_connections",
 } | set(DOMAIN_OVERRIDES) | HEALTH_KEYS | TLS_KEYS | set(ORIGIN_TLS_KEYS)
 
 
@@ -236,6 +243,28 @@ class _Reader:
         if number < 0 or number != number or number == float("inf"):
             self.fail(key, f"{value!r} must be 0 or a positive number of seconds")
         return number
+
+    def rate(self, key, default):
+        """A number per second, 0 (no limit) or positive, fractions allowed."""
+        value = self.raw(key)
+        if value is None or value == "":
+            return default
+        try:
+            number = float(value)
+        except ValueError:
+            self.fail(key, f"{value!r} is not a number per second")
+        if number < 0 or number != number or number == float("inf"):
+            self.fail(key, f"{value!r} must be 0 (no limit) or a positive number per second")
+        return number
+
+    def count_or_auto(self, key, default):
+        """A whole number >= 0, or auto (None)."""
+        value = self.raw(key)
+        if value is None or value == "":
+            return default
+        if value.lower() == "auto":
+            return None
+        return self.positive_int(key, default, minimum=0)
 
     def positive_int(self, key, default, minimum=1):
         value = self.raw(key)
@@ -661,6 +690,7 @@ def parse_config(text, path="<string>", now=None):
             heartbeat_timeout=reader.seconds("heartbeat_timeout", base.heartbeat_timeout),
             connection_timeout=reader.seconds("connection_timeout", base.connection_timeout),
             max_message_size=reader.positive_int("max_message_size", base.max_message_size),
+            max_connections=reader.positive_int("max_connections", 0, minimum=0),
             compression=reader.boolean("compression", False),
             origin_compression=reader.boolean("origin_compression", False),
             selector=factory.name,
@@ -707,6 +737,12 @@ def parse_config(text, path="<string>", now=None):
         path=path,
         drain_window=drain_window,
         drain_timeout=drain_timeout,
+        max_connections=relay.count_or_auto("max_connections", RelayConfig.max_connections),
+        max_connections_per_ip=relay.positive_int(
+            "max_connections_per_ip", RelayConfig.max_connections_per_ip, minimum=0),
+        handshake_rate_per_ip=relay.rate("handshake_rate_per_ip", RelayConfig.handshake_rate_per_ip),
+        handshake_rate=relay.rate("handshake_rate", RelayConfig.handshake_rate),
+        max_ping_rate=relay.rate("max_ping_rate", RelayConfig.max_ping_rate),
         listen=listen,
         handshake_timeout=handshake_timeout,
         origin_connect_timeout=origin_connect_timeout,

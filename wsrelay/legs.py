@@ -22,6 +22,7 @@ from wsrelay.closing import PEER_CLOSED, PEER_ERROR, encode_reason
 from wsrelay.deflate import accept_client_offer, refuse_offers
 from wsrelay.frames import frame_header, new_mask
 from wsrelay.http import check_request_head, error_response, request_target, status_of
+from wsrelay.limits import PingLimit, Refusal
 from wsrelay.session import LegCounters, Session
 from wsrelay.tls import misdirected_request
 
@@ -216,6 +217,20 @@ class _Leg:
         if self.heartbeat is not None:
             self.heartbeat.pong()
 
+    _pings = None
+
+    def onPing(self, payload):
+        """Answered here, never forwarded; a peer pinging faster than max_ping_rate is closed with 1008."""
+        if self.state != OPEN or self.session is None:
+            return
+        now = self.session.clock.seconds()
+        if self._pings is None:
+            self._pings = PingLimit(self.session.config.max_ping_rate, now)
+        if not self._pings.allow(now):
+            self._fail_connection(1008, "too many pings")
+            return
+        self.sendPong(payload)
+
     def onCloseFrame(self, code, reasonRaw):
         was_open = self.state == OPEN
         stop = super().onCloseFrame(code, reasonRaw)
@@ -359,6 +374,10 @@ class ClientLeg(_Leg, WebSocketServerProtocol):
         self.maxMessagePayloadSize = domain.max_message_size
         self.perMessageCompressionAccept = accept_client_offer if domain.compression else refuse_offers
         session.client_ip = relay.client_address(session.peer, headers.get("x-forwarded-for"))
+        admitted = relay.admit(session, domain)
+        if isinstance(admitted, Refusal):  # nothing is dialled
+            raise Refused(admitted.status, admitted.reason, [("Retry-After", str(admitted.retry_after))])
+        session.admitted = admitted
         d = relay.connect_origin(session, request)
         session.pending = d
 

@@ -19,7 +19,9 @@ from twisted.logger import Logger
 
 from wsrelay.config import ConfigError, load_config
 from wsrelay.drain import Stagger, plan_reload
+from wsrelay.emfile import quiet_emfile
 from wsrelay.http import client_address
+from wsrelay.limits import Limits
 from wsrelay.legs import ClientLeg
 from wsrelay.origin import OriginDial, origin_endpoint, origin_probe
 from wsrelay.routing import Routes
@@ -63,6 +65,7 @@ class Relay:
         self.files_limit = files_limit if files_limit is not None else open_files_limit
         self.sessions = set()
         self.routes = Routes(config, reactor)  # per-domain selectors and origin health
+        self.limits = Limits(config, self.files_limit())
         self.draining = False
         self._staggers = set()     # closes spread over drain_window, still running
         self._drained = None       # (sessions still to end, Deferred) during a drain
@@ -87,6 +90,10 @@ class Relay:
             waiting.discard(session)
             if not waiting:
                 self._drain_over()
+
+    def admit(self, session, domain):
+        """The limits' Ticket for a handshake about to dial an origin, or a limits.Refusal."""
+        return self.limits.admit(session.client_ip, domain, self.reactor.seconds())
 
     def scheme_of(self, transport):
         return "https" if ISSLTransport.providedBy(transport) else "http"
@@ -131,6 +138,7 @@ class Relay:
         self.routes.retire(routes)
         self.config, self.routes = config, routes
         self._origin_tls = {}
+        self.limits.configure(config, self.files_limit())
         if plan.close:
             self._stagger(plan.close, config.drain_window, lambda session: session.restart())
         log.info("configuration {path} reloaded: {kept} sessions kept, {closing} closed with 1012 "
@@ -300,6 +308,7 @@ class RelayService(service.MultiService):
         opened, attempts = {}, []
         for description in descriptions:
             d = defer.maybeDeferred(lambda: self.endpoint_for(description, tls).listen(self.factory))
+            d.addCallback(quiet_emfile, self.relay.reactor, description, self.relay.files_limit)
             attempts.append(d.addCallback(lambda port, description=description: opened.update({description: port})))
 
         def failed(failure):

@@ -52,6 +52,7 @@ class Session:
         self.first_closer = None
         self.pending = None
         self.stopping = None      # why the relay ends this session itself (shutdown, reload): its 503 text
+        self.admitted = None      # the limits' ticket while this session counts against them
         self.ended = False
         self._idle = None
         self._heartbeats = ()
@@ -159,6 +160,9 @@ class Session:
         self.ended = True
         self._stop_clocks()
         self.relay.session_ended(self)
+        if self.admitted is not None:
+            self.admitted.release()
+            self.admitted = None
         if self.routed is not None:
             route, origin = self.routed
             route.closed(origin)
