@@ -444,12 +444,30 @@ def _parse_listen(reader, key, default):
         return default
     words = tuple(value.split())
     for word in words:
+        if word.lower().startswith("systemd:"):
+            _check_systemd_listener(reader, key, word)
+            continue
         try:
             if tls.parse_tls_listener(word) is None:
                 serverFromString(None, word)  # parsing only; nothing listens yet
         except Exception as e:  # the parser raises ValueError, KeyError, ...
             reader.fail(key, f"{word!r} is not a Twisted server endpoint string ({e})")
     return words
+
+
+def _check_systemd_listener(reader, key, word):
+    """
+    systemd:domain=INET:index=N (or name=NAME): a socket inherited from systemd.
+    Only its form is checked here; Twisted resolves it from LISTEN_FDS at startup.
+    """
+    options = dict(part.partition("=")[::2] for part in word.split(":")[1:])
+    if options.get("domain") not in ("INET", "INET6", "UNIX"):
+        reader.fail(key, f"{word!r}: a systemd: listener needs domain=INET, INET6 or UNIX")
+    if not (options.get("index", "").isdigit() or options.get("name")):
+        reader.fail(key, f"{word!r}: a systemd: listener needs index=N or name=NAME")
+    unknown = set(options) - {"domain", "index", "name"}
+    if unknown:
+        reader.fail(key, f"{word!r}: unknown option {sorted(unknown)[0]!r}")
 
 
 def _pem_path(reader, key):

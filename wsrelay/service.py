@@ -25,6 +25,7 @@ from wsrelay.limits import Limits
 from wsrelay.legs import ClientLeg
 from wsrelay.origin import OriginDial, origin_endpoint, origin_probe
 from wsrelay.routing import Routes
+from wsrelay.sdnotify import sd_notify
 from wsrelay.tls import (
     EXPIRY_CHECK_INTERVAL, CertificateMap, OriginTLS, ServerTLS, expiring, parse_tls_listener,
 )
@@ -260,10 +261,11 @@ class RelayService(service.MultiService):
     stopService() drains the sessions before the process exits (SIGTERM).
     """
 
-    def __init__(self, relay, load=load_config):
+    def __init__(self, relay, load=load_config, notify=sd_notify):
         super().__init__()
         self.relay = relay
         self.load = load
+        self.notify = notify  # systemd's sd_notify: READY=1 once every listener is open
         self.factory = RelayFactory(relay)
         self.listeners = {}  # `listen` entry -> its listening port
         self.health = None
@@ -323,7 +325,12 @@ class RelayService(service.MultiService):
             log.warn("{warning}", warning=line)
         super().startService()
         failed = []
-        self._listen(self.relay.config.listen).addCallbacks(self.listeners.update, failed.append)
+
+        def opened(ports):
+            self.listeners.update(ports)
+            self.notify("READY=1\nSTATUS=listening on " + " ".join(self.listeners))
+
+        self._listen(self.relay.config.listen).addCallbacks(opened, failed.append)
         if failed:  # a port in use stops startup, loudly
             failed[0].raiseException()
 
@@ -337,11 +344,14 @@ class RelayService(service.MultiService):
         changes nothing. A Deferred firing with the ReloadPlan, or None.
         """
         old = self.relay.config
+        self.notify("RELOADING=1")
+        done = "READY=1\nSTATUS=listening on {}"
         try:
             config = self.load(old.path)
         except ConfigError as e:
             log.error("reload of {path} refused, the running configuration stays: {error}",
                       path=e.path, section=e.section, key=e.key, error=str(e))
+            self.notify(done.format(" ".join(self.listeners)))
             return defer.succeed(None)
         tls = ServerTLS(CertificateMap.from_config(config), config.tls_min_version) \
             if config.tls_listeners else None
@@ -367,11 +377,13 @@ class RelayService(service.MultiService):
                 log.info("listener {listener} closed", listener=description)
             for description in added:
                 log.info("listener {listener} opened", listener=description)
+            self.notify(done.format(" ".join(self.listeners)))
             return plan
 
         def failed(failure):
             log.error("reload of {path} refused, the running configuration stays: "
                       "cannot listen: {error}", path=old.path, error=failure.getErrorMessage())
+            self.notify(done.format(" ".join(self.listeners)))
             return None
 
         return self._listen(added, fresh).addCallbacks(opened, failed)
@@ -380,6 +392,7 @@ class RelayService(service.MultiService):
 
     def stopService(self):
         """Drain the sessions (new handshakes meanwhile get 503), then close the listeners."""
+        self.notify("STOPPING=1")
         self.relay.routes.stop()
         stopped = super().stopService()
 
@@ -404,6 +417,7 @@ def with_backlog(description):
     return description
 
 
-def build_service(config, reactor, random=None, load=load_config, files_limit=None):
-    """The whole relay as a service, for twistd or a test."""
-    return RelayService(Relay(config, reactor, random=random, files_limit=files_limit), load=load)
+def build_service(config, reactor, random=None, load=load_config, files_limit=None, notify=None):
+    """The whole relay as a service, for twistd or a test (notify: a fake sd_notify; None: nothing sent)."""
+    relay = Relay(config, reactor, random=random, files_limit=files_limit)
+    return RelayService(relay, load=load, notify=notify or (lambda state: False))

@@ -37,6 +37,8 @@ def makeService(options):
     from wsrelay.service import build_service
     from wsrelay.signals import SignalHook
 
-    top = build_service(options.config, reactor)
+    from wsrelay.sdnotify import sd_notify
+
+    top = build_service(options.config, reactor, notify=sd_notify)
     SignalHook(top, reactor).setServiceParent(top)
     return top
