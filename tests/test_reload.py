@@ -299,3 +299,8 @@ def test_drain_keys_are_checked():
         config(BASE.replace("drain_window = 10", "drain_window = soon"))
     defaults = config("[domain:*]\norigins = a\n")
     assert (defaults.drain_window, defaults.drain_timeout) == (10, 30)
+
+
+def test_a_listener_listed_twice_is_a_config_error():
+    with pytest.raises(ConfigError, match=r"\[relay\] listen: 'tcp:1' is listed twice"):
+        config(BASE.replace("listen = tcp:8080:interface=127.0.0.1", "listen = tcp:1 tcp:1"))

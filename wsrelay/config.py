@@ -444,6 +444,8 @@ def _parse_listen(reader, key, default):
         return default
     words = tuple(value.split())
     for word in words:
+        if words.count(word) > 1:
+            reader.fail(key, f"{word!r} is listed twice")
         if word.lower().startswith("systemd:"):
             _check_systemd_listener(reader, key, word)
             continue
