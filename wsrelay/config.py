@@ -9,6 +9,7 @@ section and the key, so an operator can fix it from one line of output.
 import configparser
 import ipaddress
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -152,7 +153,7 @@ class RelayConfig:
     @property
     def tls_listeners(self):
         """The `listen` entries that are TLS listeners (ssl:PORT...)."""
-        return tuple(d for d in self.listen if tls.parse_tls_listener(d) is not None)
+        return tuple(d for d in self.listen if tls.parse_tls_listener(split_listener(d)[0]) is not None)
 
     def domain_for(self, host):
         """The DomainConfig serving a Host header value, or None (404)."""
@@ -178,6 +179,28 @@ class RelayConfig:
         except ValueError:
             return False
         return any(ip in net for net in self.trusted_proxies)
+
+
+_PROXY_OPTION = re.compile(r"(?<!\\):proxy_protocol=([^:]*)(?=:|$)", re.IGNORECASE)
+
+
+def split_listener(entry):
+    """
+    A `listen` entry -> (the endpoint string without the relay's own option,
+    proxy_protocol as on/off text or None when absent). `proxy_protocol=on`
+    may be written after any option of the entry: tcp:80:proxy_protocol=on.
+    """
+    found = _PROXY_OPTION.findall(entry)
+    endpoint = _PROXY_OPTION.sub("", entry)
+    if len(found) > 1:
+        return endpoint, False  # given twice: refused by the parser
+    return endpoint, (found[0] if found else None)
+
+
+def proxy_protocol_of(entry):
+    """Whether a (validated) `listen` entry takes a PROXY protocol header first."""
+    value = split_listener(entry)[1]
+    return bool(value) and value.lower() in ("on", "yes", "true", "1")
 
 
 def normalize_host(host):
@@ -446,12 +469,17 @@ def _parse_listen(reader, key, default):
     for word in words:
         if words.count(word) > 1:
             reader.fail(key, f"{word!r} is listed twice")
-        if word.lower().startswith("systemd:"):
-            _check_systemd_listener(reader, key, word)
+        endpoint, proxy = split_listener(word)
+        if proxy is False:
+            reader.fail(key, f"{word!r}: proxy_protocol= is given twice")
+        if proxy is not None and proxy.lower() not in ("on", "off", "yes", "no", "true", "false", "1", "0"):
+            reader.fail(key, f"{word!r}: proxy_protocol={proxy} is not on or off")
+        if endpoint.lower().startswith("systemd:"):
+            _check_systemd_listener(reader, key, endpoint)
             continue
         try:
-            if tls.parse_tls_listener(word) is None:
-                serverFromString(None, word)  # parsing only; nothing listens yet
+            if tls.parse_tls_listener(endpoint) is None:
+                serverFromString(None, endpoint)  # parsing only; nothing listens yet
         except Exception as e:  # the parser raises ValueError, KeyError, ...
             reader.fail(key, f"{word!r} is not a Twisted server endpoint string ({e})")
     return words
@@ -737,13 +765,19 @@ def parse_config(text, path="<string>", now=None):
 
     listen = _parse_listen(relay, "listen", RelayConfig.listen)
     has_certificates = bool(loaded)  # the default and every domain's
-    tls_listeners = [word for word in listen if tls.parse_tls_listener(word) is not None]
+    tls_listeners = [word for word in listen if tls.parse_tls_listener(split_listener(word)[0]) is not None]
     if tls_listeners and not has_certificates:
         relay.fail("listen", f"{tls_listeners[0]!r} is a TLS listener but no certificate is configured "
                              "(certificate = in [relay] or in a [domain:...])")
     if has_certificates and not tls_listeners:
         warnings.append(f"{path}: [relay] listen: certificates are configured but no listener is TLS "
                         "(ssl:PORT): they are not used")
+
+    trusted_proxies = _parse_proxies(relay, "trusted_proxies")
+    proxied = [word for word in listen if proxy_protocol_of(word)]
+    if proxied and not trusted_proxies:
+        relay.fail("listen", f"{proxied[0]!r}: proxy_protocol=on takes the PROXY header only from "
+                             "trusted_proxies, and trusted_proxies is empty")
 
     drain_window = relay.seconds("drain_window", RelayConfig.drain_window)
     drain_timeout = relay.seconds("drain_timeout", RelayConfig.drain_timeout)
@@ -767,7 +801,7 @@ def parse_config(text, path="<string>", now=None):
         handshake_timeout=handshake_timeout,
         origin_connect_timeout=origin_connect_timeout,
         origin_gone_close_code=origin_gone,
-        trusted_proxies=_parse_proxies(relay, "trusted_proxies"),
+        trusted_proxies=trusted_proxies,
         domains=domains,
         wildcards=wildcards,
         catch_all=catch_all,

@@ -13,16 +13,19 @@ from autobahn.twisted.websocket import WebSocketClientFactory, WebSocketServerFa
 from twisted.application import service
 from twisted.application.internet import TimerService
 from twisted.internet import defer
-from twisted.internet.endpoints import SSL4ServerEndpoint, serverFromString
+from twisted.internet.endpoints import SSL4ServerEndpoint, TCP4ServerEndpoint, serverFromString
 from twisted.internet.interfaces import ISSLTransport
 from twisted.logger import Logger
+from twisted.protocols.tls import TLSMemoryBIOFactory
 
-from wsrelay.config import ConfigError, load_config
+from wsrelay.config import ConfigError, load_config, proxy_protocol_of, split_listener
 from wsrelay.drain import Stagger, plan_reload
 from wsrelay.emfile import quiet_emfile
 from wsrelay.http import client_address
 from wsrelay.limits import Limits
 from wsrelay.legs import ClientLeg
+from wsrelay.proxywrap import ProxyProtocolFactory
+from wsrelay.reuseport import ReusePortEndpoint
 from wsrelay.origin import OriginDial, origin_endpoint, origin_probe
 from wsrelay.routing import Routes
 from wsrelay.sdnotify import sd_notify
@@ -261,6 +264,8 @@ class RelayService(service.MultiService):
     stopService() drains the sessions before the process exits (SIGTERM).
     """
 
+    reuse_port = False  # True in a worker of several: listeners share their ports with SO_REUSEPORT
+
     def __init__(self, relay, load=load_config, notify=sd_notify):
         super().__init__()
         self.relay = relay
@@ -298,18 +303,46 @@ class RelayService(service.MultiService):
                  not_after=found.not_after, seconds_left=found.left)
 
     def endpoint_for(self, description, tls=None):
-        """The server endpoint of one `listen` entry: ssl:PORT with the relay's ServerTLS, or Twisted's own."""
-        listener = parse_tls_listener(description)
+        """
+        (server endpoint, factory) of one `listen` entry. ssl:PORT gets the
+        relay's ServerTLS; proxy_protocol=on wraps the factory so the PROXY
+        header is read first (before the TLS ClientHello on ssl: listeners);
+        with reuse_port (a worker of several) TCP listeners set SO_REUSEPORT.
+        """
+        reactor = self.relay.reactor
+        endpoint, _ = split_listener(description)
+        factory = self.factory
+        listener = parse_tls_listener(endpoint)
         if listener is None:
-            return serverFromString(self.relay.reactor, with_backlog(description))
-        return SSL4ServerEndpoint(self.relay.reactor, listener.port, tls or self.tls,
-                                  backlog=listener.backlog or LISTEN_BACKLOG, interface=listener.interface)
+            server = serverFromString(reactor, with_backlog(endpoint))
+            if self.reuse_port:
+                server = ReusePortEndpoint.replacing(reactor, server)
+        else:
+            backlog = listener.backlog or LISTEN_BACKLOG
+            if self.reuse_port or proxy_protocol_of(description):
+                # what listenSSL does, with the TLS layer inside the PROXY wrapper
+                factory = TLSMemoryBIOFactory(tls or self.tls, False, factory)
+                server = (ReusePortEndpoint if self.reuse_port else TCP4ServerEndpoint)(
+                    reactor, listener.port, backlog=backlog, interface=listener.interface)
+            else:
+                server = SSL4ServerEndpoint(reactor, listener.port, tls or self.tls,
+                                            backlog=backlog, interface=listener.interface)
+        if proxy_protocol_of(description):
+            relay = self.relay
+            factory = ProxyProtocolFactory(
+                factory, lambda address: relay.config.is_trusted_proxy(address), reactor,
+                lambda: relay.config.handshake_timeout, listener=description)
+        return server, factory
 
     def _listen(self, descriptions, tls=None):
         """Open listeners; a Deferred firing {description: port}, or failing after closing those it opened."""
         opened, attempts = {}, []
         for description in descriptions:
-            d = defer.maybeDeferred(lambda: self.endpoint_for(description, tls).listen(self.factory))
+            def listen(description=description):
+                server, factory = self.endpoint_for(description, tls)
+                return server.listen(factory)
+
+            d = defer.maybeDeferred(listen)
             d.addCallback(quiet_emfile, self.relay.reactor, description, self.relay.files_limit)
             attempts.append(d.addCallback(lambda port, description=description: opened.update({description: port})))
 
