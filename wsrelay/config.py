@@ -134,6 +134,7 @@ class RelayConfig:
     handshake_rate_per_ip: float = 50.0  # handshakes per second per client address per process; 0: no limit
     handshake_rate: float = 1000.0  # handshakes per second per process; 0: no limit
     max_ping_rate: float = 10.0   # pings per second a peer may send on a leg; 0: no limit
+    workers: int = 1              # relay processes sharing the listeners (auto: the CPUs this process may use)
 
     def each_domain(self):
         """Every DomainConfig: exact names, wildcards, then the catch-all."""
@@ -232,7 +233,7 @@ RELAY_KEYS = {
     "handshake_timeout", "origin_connect_timeout", "max_message_size",
     "origin_gone_close_code", "trusted_proxies", "selector", "tls_min_version",
     "drain_window", "drain_timeout", "max_connections", "max_connections_per_ip",
-    "handshake_rate_per_ip", "handshake_rate", "max_ping_rate",
+    "handshake_rate_per_ip", "handshake_rate", "max_ping_rate", "workers",
 } | HEALTH_KEYS | TLS_KEYS
 DOMAIN_OVERRIDES = ("heartbeat_interval", "heartbeat_timeout", "connection_timeout", "max_message_size")
 ORIGIN_TLS_KEYS = ("origin_ca", "origin_verify", "origin_sni")
@@ -779,6 +780,16 @@ def parse_config(text, path="<string>", now=None):
         relay.fail("listen", f"{proxied[0]!r}: proxy_protocol=on takes the PROXY header only from "
                              "trusted_proxies, and trusted_proxies is empty")
 
+    workers = relay.count_or_auto("workers", 1)
+    if workers == 0:
+        relay.fail("workers", "'0' must be 1 or more, or auto")
+    workers = workers if workers is not None else max(1, len(os.sched_getaffinity(0)))
+    if workers > 1:
+        for word in listen:
+            if not split_listener(word)[0].lower().startswith(("tcp:", "tcp6:", "ssl:")):
+                relay.fail("workers", f"{workers} workers share tcp:, tcp6: and ssl: listeners only "
+                                      f"(SO_REUSEPORT), not {word!r}")
+
     drain_window = relay.seconds("drain_window", RelayConfig.drain_window)
     drain_timeout = relay.seconds("drain_timeout", RelayConfig.drain_timeout)
     if drain_timeout == 0:
@@ -797,6 +808,7 @@ def parse_config(text, path="<string>", now=None):
         handshake_rate_per_ip=relay.rate("handshake_rate_per_ip", RelayConfig.handshake_rate_per_ip),
         handshake_rate=relay.rate("handshake_rate", RelayConfig.handshake_rate),
         max_ping_rate=relay.rate("max_ping_rate", RelayConfig.max_ping_rate),
+        workers=workers,
         listen=listen,
         handshake_timeout=handshake_timeout,
         origin_connect_timeout=origin_connect_timeout,

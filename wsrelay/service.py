@@ -68,6 +68,7 @@ class Relay:
         self.random = random if random is not None else _random.Random().random
         self.files_limit = files_limit if files_limit is not None else open_files_limit
         self.sessions = set()
+        self.worker = None  # this process's pid when it is one worker of several (in the session log)
         self.routes = Routes(config, reactor)  # per-domain selectors and origin health
         self.limits = Limits(config, self.files_limit())
         self.draining = False
@@ -450,7 +451,12 @@ def with_backlog(description):
     return description
 
 
-def build_service(config, reactor, random=None, load=load_config, files_limit=None, notify=None):
-    """The whole relay as a service, for twistd or a test (notify: a fake sd_notify; None: nothing sent)."""
+def build_service(config, reactor, random=None, load=load_config, files_limit=None, notify=None, reuse_port=False):
+    """
+    The whole relay as a service, for twistd or a test (notify: a fake
+    sd_notify; None: nothing sent). reuse_port: one worker of several.
+    """
     relay = Relay(config, reactor, random=random, files_limit=files_limit)
-    return RelayService(relay, load=load, notify=notify or (lambda state: False))
+    top = RelayService(relay, load=load, notify=notify or (lambda state: False))
+    top.reuse_port = reuse_port
+    return top

@@ -171,7 +171,8 @@ class Session:
         log.info(
             "{client_ip} {domain} \"{path}\" {status} {origin} "
             "in={client_messages_in}/{client_bytes_in}B out={client_messages_out}/{client_bytes_out}B "
-            "{duration:.3f}s close client={client_close_code} origin={origin_close_code} first={first_closer}",
+            "{duration:.3f}s close client={client_close_code} origin={origin_close_code} first={first_closer}"
+            + (" worker={worker}" if self.relay.worker is not None else ""),
             **self.record(),
         )
 
@@ -193,6 +194,7 @@ class Session:
             "status": self.status,
             "duration": now - self.started,
             "first_closer": self.first_closer,
+            "worker": getattr(self.relay, "worker", None),
         }
         for side, leg in (("client", self.client), ("origin", self.origin)):
             counters = leg.counters.as_dict() if leg is not None and leg.counters else {}

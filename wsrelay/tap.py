@@ -1,7 +1,9 @@
 """twistd entry point: `twistd -n wsrelay --config etc/relay.ini`."""
 
+import os
 import sys
 
+from twisted.application import service
 from twisted.python import usage
 
 from wsrelay.config import ConfigError, load_config
@@ -13,6 +15,7 @@ class Options(usage.Options):
     longdesc = "Run the wsrelay WebSocket edge relay. Every setting is in the config file."
     optParameters = [
         ["config", "c", "etc/relay.ini", "The relay's INI configuration file."],
+        ["worker", None, None, "(internal) run as worker N of a `workers = N` group", int],
     ]
     selectorOutput = sys.stdout
 
@@ -39,6 +42,22 @@ def makeService(options):
 
     from wsrelay.sdnotify import sd_notify
 
-    top = build_service(options.config, reactor, notify=sd_notify)
+    config = options.config
+    if options["worker"] is None and config.workers > 1:
+        from wsrelay.workers import GroupSignals, WorkerGroup
+
+        top = service.MultiService()
+        group = WorkerGroup(config, config.workers, reactor, notify=sd_notify)
+        group.setServiceParent(top)
+        GroupSignals(group, reactor).setServiceParent(top)
+        return top
+    worker = options["worker"]
+    if worker is not None:
+        from wsrelay.workers import become_worker
+
+        become_worker(os.getppid())
+    top = build_service(config, reactor, notify=sd_notify if worker is None else None,
+                        reuse_port=worker is not None)
+    top.relay.worker = os.getpid() if worker is not None else None
     SignalHook(top, reactor).setServiceParent(top)
     return top
