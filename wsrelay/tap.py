@@ -39,6 +39,8 @@ def makeService(options):
 
     from wsrelay.sdnotify import sd_notify
 
-    top = build_service(options.config, reactor, notify=sd_notify)
+    config = options.config
+    store = config.accounting.build(reactor) if config.accounting is not None else None
+    top = build_service(config, reactor, notify=sd_notify, store=store)
     SignalHook(top, reactor).setServiceParent(top)
     return top
