@@ -20,5 +20,5 @@ setup(
     extras_require={
         "test": ["pytest>=8", "websockets>=13", "mmdb-writer>=0.2"],
     },
-    entry_points={"console_scripts": []},
+    entry_points={"console_scripts": ["wsrelay-stats = wsrelay.accounting.cli:run"]},
 )
