@@ -5,7 +5,7 @@ setup(
     version="0.1.0",
     description="A self-hosted WebSocket edge relay (a twistd plugin)",
     python_requires=">=3.11",
-    packages=["wsrelay", "wsrelay.selectors", "twisted.plugins"],
+    packages=["wsrelay", "wsrelay.selectors", "wsrelay.accounting", "twisted.plugins"],
     package_data={"wsrelay": ["demo_page.html"]},
     install_requires=[
         "Twisted>=24.7",
@@ -15,9 +15,10 @@ setup(
         "pyOpenSSL>=24",
         "service-identity>=24",
         "zope.interface>=6",
+        "maxminddb>=2.5",  # region and ISP of client addresses (geoip_city_db, geoip_asn_db)
     ],
     extras_require={
-        "test": ["pytest>=8", "websockets>=13"],
+        "test": ["pytest>=8", "websockets>=13", "mmdb-writer>=0.2"],
     },
-    entry_points={"console_scripts": []},
+    entry_points={"console_scripts": ["wsrelay-stats = wsrelay.accounting.cli:run"]},
 )

@@ -111,6 +111,25 @@ class DomainConfig:
 
 
 @dataclass(frozen=True)
+class AccountingSettings:
+    """The statistics store and how the meter is flushed into it ([relay] accounting, [accounting])."""
+
+    store: str = "sqlite"          # the IAccountingFactory name
+    factory: object = None         # that IAccountingFactory
+    options: object = None         # what its parse_options returned
+    flush_interval: float = 10.0
+    node_id: str = ""
+    retention_5m: float = 93 * 86400.0
+    retention_1h: float = 186 * 86400.0
+    retention_1d: float = 366 * 86400.0
+    geoip_city_db: str | None = None
+    geoip_asn_db: str | None = None
+
+    def build(self, reactor):
+        return self.factory.build(self.options, reactor)
+
+
+@dataclass(frozen=True)
 class RelayConfig:
     """The whole configuration: swapped as one value, never mutated."""
 
@@ -135,6 +154,7 @@ class RelayConfig:
     handshake_rate: float = 1000.0  # handshakes per second per process; 0: no limit
     max_ping_rate: float = 10.0   # pings per second a peer may send on a leg; 0: no limit
     workers: int = 1              # relay processes sharing the listeners (auto: the CPUs this process may use)
+    accounting: object = None     # AccountingSettings; None: accounting = off
 
     def each_domain(self):
         """Every DomainConfig: exact names, wildcards, then the catch-all."""
@@ -234,7 +254,9 @@ RELAY_KEYS = {
     "origin_gone_close_code", "trusted_proxies", "selector", "tls_min_version",
     "drain_window", "drain_timeout", "max_connections", "max_connections_per_ip",
     "handshake_rate_per_ip", "handshake_rate", "max_ping_rate", "workers",
+    "accounting", "geoip_city_db", "geoip_asn_db",
 } | HEALTH_KEYS | TLS_KEYS
+ACCOUNTING_KEYS = {"flush_interval", "node_id", "retention_5m", "retention_1h", "retention_1d"}
 DOMAIN_OVERRIDES = ("heartbeat_interval", "heartbeat_timeout", "connection_timeout", "max_message_size")
 ORIGIN_TLS_KEYS = ("origin_ca", "origin_verify", "origin_sni")
 DOMAIN_KEYS = {
@@ -663,9 +685,9 @@ def parse_config(text, path="<string>", now=None):
         raise ConfigError(path, None, None, str(e).splitlines()[0])
 
     for name in parser.sections():
-        if name != "relay" and not name.startswith(("domain:", "selector:")):
-            raise ConfigError(path, name, None,
-                              "unknown section (expected [relay], [domain:NAME] or [selector:NAME])")
+        if name not in ("relay", "accounting") and not name.startswith(("domain:", "selector:")):
+            raise ConfigError(path, name, None, "unknown section (expected [relay], [accounting], "
+                                                "[domain:NAME] or [selector:NAME])")
 
     factories = _installed_selectors(path)
     relay = _Reader(path, "relay", parser["relay"] if parser.has_section("relay") else {})
@@ -821,7 +843,60 @@ def parse_config(text, path="<string>", now=None):
         selectors=MappingProxyType(in_use),
         certificate=default_certificate,
         tls_min_version=tls_min_version,
+        accounting=_parse_accounting(path, parser, relay),
     )
+
+
+def _days(reader, key, default):
+    days = reader.seconds(key, default / 86400.0)
+    if days < 1:
+        reader.fail(key, f"{reader.raw(key)!r} must be at least 1 (days)")
+    return days * 86400.0
+
+
+def _parse_accounting(path, parser, relay):
+    """[relay] accounting (a store name or off), geoip_*_db, and the [accounting] section."""
+    from wsrelay.accounting import OptionError, installed
+
+    section = _Reader(path, "accounting", parser["accounting"] if parser.has_section("accounting") else {})
+    name = (relay.raw("accounting") or "sqlite").lower()
+    if name == "off":
+        return None
+    factories = installed()
+    factory = factories.get(name)
+    if factory is None:
+        relay.fail("accounting", f"{name!r} is not an installed statistics store "
+                                 f"(installed: {', '.join(sorted(factories)) or 'none'}; or off)")
+    for key in section.section:
+        if key not in ACCOUNTING_KEYS and key not in factory.options:
+            known = ", ".join(sorted(ACCOUNTING_KEYS | set(factory.options)))
+            section.fail(key, f"unknown key (with accounting = {name}: {known})")
+    try:
+        options = factory.parse_options({k: section.raw(k) for k in section.section if k in factory.options},
+                                        os.path.dirname(path))
+    except OptionError as e:
+        section.fail(e.key, str(e))
+    flush_interval = section.seconds("flush_interval", 10.0)
+    if not 0 < flush_interval <= 300:
+        section.fail("flush_interval", f"{section.raw('flush_interval')!r} must be more than 0 and at most 300")
+    node_id = section.raw("node_id") or os.uname().nodename
+    if not node_id.isprintable() or len(node_id) > 100:
+        section.fail("node_id", f"{node_id!r} is not a printable name of at most 100 characters")
+    geo = {}
+    for key in ("geoip_city_db", "geoip_asn_db"):
+        geo[key] = _pem_path(relay, key)
+        if geo[key] is not None:
+            from wsrelay.accounting.geo import check_database
+
+            problem = check_database(geo[key])
+            if problem:
+                relay.fail(key, f"{geo[key]} is not a readable MaxMind database ({problem})")
+    return AccountingSettings(
+        store=name, factory=factory, options=options, flush_interval=flush_interval, node_id=node_id,
+        retention_5m=_days(section, "retention_5m", 93 * 86400.0),
+        retention_1h=_days(section, "retention_1h", 186 * 86400.0),
+        retention_1d=_days(section, "retention_1d", 366 * 86400.0),
+        **geo)
 
 
 def _is_address(name):

@@ -103,3 +103,67 @@ class ISelector(Interface):
         answers with its own HTTP status (403, 500, ...) is not failing, and a
         dial abandoned because the client left is not reported at all.
         """
+
+
+class IAccountingFactory(Interface):
+    """
+    A named statistics store (a plugin): `accounting = NAME` in [relay].
+    Instances are module-level objects in a dropin
+    (twisted/plugins/wsrelay_accounting.py for the built-in ones); a database
+    driver is imported in `build`, never at import.
+    """
+
+    name = Attribute("The name the config uses, `accounting = NAME` (str).")
+    help = Attribute("One line describing the store (str).")
+    options = Attribute(
+        "A mapping of each key the store accepts in [accounting] to a (default, one-line help) pair of str.")
+
+    def parse_options(raw, base):
+        """
+        Turn the store's keys into an immutable value, once, at config load.
+
+        @param raw: a mapping of key to str value (only keys of `options` the config sets).
+        @param base: the directory relative file names are taken from (the config file's).
+        @raise wsrelay.accounting.OptionError: naming the key and what is wrong.
+        """
+
+    def build(options, reactor):
+        """
+        @param options: what `parse_options` returned.
+        @param reactor: the relay's reactor: results are delivered on it.
+        @return: an IAccounting provider, not yet connected to its database.
+        """
+
+
+class IAccounting(Interface):
+    """
+    A statistics store. Every method returns a Deferred fired on the reactor
+    thread; the database work itself happens elsewhere (a thread, a network
+    round trip) and never blocks the reactor.
+    """
+
+    def write(batch):
+        """
+        Add one wsrelay.accounting.meter.Batch in one transaction, with its
+        batch id (node, run, seq) recorded in that same transaction: a batch
+        whose id is already recorded adds nothing. Coarser points (1 hour,
+        1 day) covering the batch are recomputed from the finer ones in the
+        same transaction. Fires with True (written) or False (already there);
+        fails when nothing was written.
+        """
+
+    def expire(now, retention):
+        """
+        Delete the points older than their retention: `retention` maps the
+        point width in seconds (300, 3600, 86400) to seconds kept.
+        """
+
+    def points(table, start, end, domains=None, regions=None, isps=None):
+        """
+        Rows of `table` (traffic, peaks, statuses, closes) at one width
+        (`table` is e.g. "traffic_5m"), bucket in [start, end), filtered by
+        the given domains, regions and ISPs (None: all): a list of dicts.
+        """
+
+    def close():
+        """Release the database; a Deferred fired once it is released."""

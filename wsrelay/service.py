@@ -82,14 +82,22 @@ class Relay:
         template.useragent = None
         self._origin_template = template
         self._origin_tls = {}  # domain name -> OriginTLS, built at its first https dial
+        self.accounting = None  # wsrelay.accounting.service.Accounting, when statistics are kept
 
     # -- called by the protocols ----------------------------------------------
 
     def session_started(self, session):
         self.sessions.add(session)
 
+    def session_opened(self, session):
+        """Both handshakes are done (101): the session is metered from now."""
+        if self.accounting is not None:
+            self.accounting.session_opened(session)
+
     def session_ended(self, session):
         self.sessions.discard(session)
+        if self.accounting is not None:
+            self.accounting.session_ended(session)
         if self._drained is not None:
             waiting, done = self._drained
             waiting.discard(session)
@@ -267,9 +275,11 @@ class RelayService(service.MultiService):
 
     reuse_port = False  # True in a worker of several: listeners share their ports with SO_REUSEPORT
 
-    def __init__(self, relay, load=load_config, notify=sd_notify):
+    def __init__(self, relay, load=load_config, notify=sd_notify, accounting=None):
         super().__init__()
         self.relay = relay
+        # Started with the relay but stopped only after the drain, so the last flush sees every session.
+        self.accounting = relay.accounting = accounting
         self.load = load
         self.notify = notify  # systemd's sd_notify: READY=1 once every listener is open
         self.factory = RelayFactory(relay)
@@ -362,6 +372,8 @@ class RelayService(service.MultiService):
 
         def opened(ports):
             self.listeners.update(ports)
+            if self.accounting is not None:  # not before: a failed startup must leave no store thread
+                self.accounting.startService()
             self.notify("READY=1\nSTATUS=listening on " + " ".join(self.listeners))
 
         self._listen(self.relay.config.listen).addCallbacks(opened, failed.append)
@@ -436,7 +448,11 @@ class RelayService(service.MultiService):
             self.relay.abort_all()  # handshakes answered 503 meanwhile, idle connections
             return defer.gatherResults(listening)
 
-        drained = self.relay.drain().addCallback(close_listeners)
+        def last_flush(_):
+            if self.accounting is not None and self.accounting.running:
+                return self.accounting.stopService()
+
+        drained = self.relay.drain().addCallback(close_listeners).addCallback(last_flush)
         return defer.gatherResults([stopped, drained])
 
     def hurry(self):
@@ -451,12 +467,27 @@ def with_backlog(description):
     return description
 
 
-def build_service(config, reactor, random=None, load=load_config, files_limit=None, notify=None, reuse_port=False):
+def build_service(config, reactor, random=None, load=load_config, files_limit=None, notify=None,
+                  reuse_port=False, store=None, locator=None):
     """
     The whole relay as a service, for twistd or a test (notify: a fake
-    sd_notify; None: nothing sent). reuse_port: one worker of several.
+    sd_notify; None: nothing sent). reuse_port: one worker of several. With
+    `store` (an IAccounting) and config.accounting set, statistics are metered
+    and flushed into it; `locator` gives (region, isp) of an address (default:
+    config's geoip databases).
     """
     relay = Relay(config, reactor, random=random, files_limit=files_limit)
-    top = RelayService(relay, load=load, notify=notify or (lambda state: False))
+    accounting = None
+    if store is not None and config.accounting is not None:
+        import uuid
+
+        from wsrelay.accounting.geo import Locator
+        from wsrelay.accounting.service import Accounting
+
+        settings = config.accounting
+        if locator is None:
+            locator = Locator(settings.geoip_city_db, settings.geoip_asn_db)
+        accounting = Accounting(settings, store, locator, reactor, uuid.uuid4().hex)
+    top = RelayService(relay, load=load, notify=notify or (lambda state: False), accounting=accounting)
     top.reuse_port = reuse_port
     return top

@@ -54,6 +54,7 @@ class Session:
         self.stopping = None      # why the relay ends this session itself (shutdown, reload): its 503 text
         self.admitted = None      # the limits' ticket while this session counts against them
         self.ended = False
+        self.accounting_dims = None  # (domain, region, isp) the meter counts this session under
         self._idle = None
         self._heartbeats = ()
         self._client_lost = False
@@ -82,6 +83,7 @@ class Session:
         client.heartbeat, origin.heartbeat = self._heartbeats
         for beat in self._heartbeats:
             beat.start()
+        self.relay.session_opened(self)
         origin.client_opened()
 
     def touch(self):

@@ -56,8 +56,9 @@ def makeService(options):
         from wsrelay.workers import become_worker
 
         become_worker(os.getppid())
+    store = config.accounting.build(reactor) if config.accounting is not None else None
     top = build_service(config, reactor, notify=sd_notify if worker is None else None,
-                        reuse_port=worker is not None)
+                        reuse_port=worker is not None, store=store)
     top.relay.worker = os.getpid() if worker is not None else None
     SignalHook(top, reactor).setServiceParent(top)
     return top

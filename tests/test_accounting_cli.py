@@ -1,0 +1,39 @@
+"""`wsrelay-stats traffic`: JSON series from the SQLite file a config names; refused queries say what is allowed."""
+
+import io
+import json
+
+from wsrelay.accounting.meter import COUNTS, Batch
+from wsrelay.accounting.cli import main
+from wsrelay.accounting.sqlite import open_database, write_batch
+
+T0 = 1_700_006_400  # 2023-11-15T00:00:00Z
+
+
+def setup_files(tmp_path):
+    config = tmp_path / "relay.ini"
+    config.write_text("[relay]\n[accounting]\ndatabase = stats.sqlite\n[domain:*]\norigins = a:1\n")
+    db = open_database(str(tmp_path / "stats.sqlite"), 1)
+    row = [0] * len(COUNTS)
+    row[COUNTS.index("client_bytes_out")] = 3000
+    write_batch(db, Batch("n", "r", 1, traffic={
+        ("a.example", T0, "US", "isp"): tuple(row), ("b.example", T0 + 300, "US", "isp"): tuple(row)}), T0)
+    db.close()
+    return str(config)
+
+
+def test_traffic_of_one_domain_as_json(tmp_path):
+    out = io.StringIO()
+    code = main(["--config", setup_files(tmp_path), "traffic", "--start", "2023-11-15T00:00:00Z",
+                 "--end", "2023-11-15T00:10:00Z", "--domain", "a.example"], out=out)
+    assert code == 0
+    points = json.loads(out.getvalue())["points"]
+    assert [(p["start"], p["bytes_out"], p["bandwidth_out"]) for p in points] == [(T0, 3000, 80.0), (T0 + 300, 0, 0.0)]
+
+
+def test_a_refused_interval_says_what_is_allowed(tmp_path):
+    err = io.StringIO()
+    code = main(["--config", setup_files(tmp_path), "traffic", "--start", "2023-11-01T00:00:00Z",
+                 "--end", "2023-11-15T00:00:00Z", "--interval", "300"], err=err)
+    assert code == 2
+    assert "use 3600 or 86400" in err.getvalue()

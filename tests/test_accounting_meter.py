@@ -1,0 +1,83 @@
+"""The meter: exact counters folded into 5-minute UTC buckets, with no I/O and no clock of its own."""
+
+from wsrelay.accounting.meter import COUNTS, TRAFFIC, Meter, bucket_of, split_ms
+
+DIMS = ("chat.example.com", "US-CA", "Example Telecom")
+I_BYTES_OUT = COUNTS.index("client_bytes_out")
+
+
+def traffic(client_in=0, client_out=0):
+    values = [0] * len(TRAFFIC)
+    values[0], values[1] = client_in, client_out
+    return tuple(values)
+
+
+def column(batch, name, bucket=None):
+    i = COUNTS.index(name)
+    return sum(row[i] for key, row in batch.traffic.items() if bucket in (None, key[1]))
+
+
+def test_buckets_are_five_utc_minutes():
+    assert bucket_of(0) == 0
+    assert bucket_of(299.999) == 0
+    assert bucket_of(300) == 300
+    assert bucket_of(1_700_000_123.5) == 1_700_000_100
+
+
+def test_session_time_is_cut_at_bucket_boundaries():
+    assert split_ms(290_000, 310_000) == [(0, 10_000), (300, 10_000)]
+    assert split_ms(0, 900_000) == [(0, 300_000), (300, 300_000), (600, 300_000)]
+    assert split_ms(5, 5) == []
+
+
+def test_a_long_session_s_bytes_land_in_the_buckets_where_they_flowed():
+    meter = Meter("n1", "run")
+    meter.opened("s", DIMS, traffic(200, 150), now=100.0)     # handshake bytes
+    meter.fold_all(lambda token: traffic(1200, 1150), now=250.0)
+    meter.fold_all(lambda token: traffic(5200, 9150), now=3 * 3600.0 + 10)
+    meter.ended("s", DIMS, traffic(5300, 9160), now=3 * 3600.0 + 20, status=101,
+                closes=[("client", 1000, "client"), ("origin", 1000, "relay")])
+    batch = meter.take()
+    assert column(batch, "client_bytes_in") == 5300
+    assert column(batch, "client_bytes_out") == 9160
+    assert column(batch, "client_bytes_in", bucket=0) == 1200
+    assert column(batch, "client_bytes_in", bucket=bucket_of(3 * 3600.0)) == 4100
+    assert column(batch, "opened") == 1 and column(batch, "closed") == 1
+    # every second of the session counted once, in the bucket it elapsed in
+    assert column(batch, "session_ms") == int((3 * 3600 + 20 - 100) * 1000)
+    assert column(batch, "session_ms", bucket=600) == 300_000
+    assert batch.statuses == {(DIMS[0], 0, DIMS[1], DIMS[2], 101): 1}
+    assert batch.closes[(DIMS[0], 10800, DIMS[1], DIMS[2], "origin", 1000, "relay")] == 1
+
+
+def test_a_refused_handshake_is_counted_whole_with_its_status():
+    meter = Meter("n1", "run")
+    meter.ended("x", DIMS, traffic(180, 120), now=10.0, status=403)
+    batch = meter.take()
+    assert column(batch, "client_bytes_in") == 180
+    assert column(batch, "opened") == 0
+    assert batch.statuses == {(DIMS[0], 0, DIMS[1], DIMS[2], 403): 1}
+
+
+def test_peak_concurrent_sessions_per_bucket():
+    meter = Meter("n1", "run")
+    for i in range(3):
+        meter.opened(i, DIMS, traffic(), now=10.0 + i)
+    meter.ended(0, DIMS, traffic(), now=20.0)
+    meter.ended(1, DIMS, traffic(), now=20.0)
+    meter.fold_all(lambda token: traffic(), now=310.0)  # one still live in the next bucket
+    batch = meter.take()
+    assert batch.peaks[(DIMS[0], 0, DIMS[1], DIMS[2])] == 3
+    assert batch.peaks[(DIMS[0], 300, DIMS[1], DIMS[2])] == 1
+
+
+def test_take_starts_again_at_zero_and_numbers_batches():
+    meter = Meter("n1", "run")
+    meter.opened("s", DIMS, traffic(10, 10), now=1.0)
+    first = meter.take()
+    meter.fold_all(lambda token: traffic(15, 10), now=2.0)
+    second = meter.take()
+    assert (first.seq, second.seq) == (1, 2)
+    assert column(first, "client_bytes_in") == 10
+    assert column(second, "client_bytes_in") == 5
+    assert not meter.take()  # nothing new: an empty batch

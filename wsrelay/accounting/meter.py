@@ -1,0 +1,190 @@
+"""
+The meter: exact per-domain counters folded into 5-minute UTC buckets, in
+memory, with no I/O. The relay tells it when a session opens and ends; the
+flush folds the live sessions' growth since the last fold into the bucket
+current at that moment (so a long session's bytes land in the buckets where
+they flowed, late by at most one flush interval) and takes everything as one
+Batch for the store. Memory is bounded by the number of distinct
+(domain, bucket, region, isp) keys, never by the number of messages.
+
+Everything here takes `now` (seconds since the epoch); nothing reads a clock.
+"""
+
+from dataclasses import dataclass, field
+
+BUCKET = 300  # seconds in a point of the finest granularity
+LEGS = ("client", "origin")
+LEG_FIELDS = ("bytes_in", "bytes_out", "frames_in", "frames_out", "messages_in", "messages_out")
+TRAFFIC = tuple(f"{leg}_{name}" for leg in LEGS for name in LEG_FIELDS)
+COUNTS = TRAFFIC + ("opened", "closed", "session_ms")  # additive columns of a traffic point
+_OPENED, _CLOSED, _SESSION_MS = len(TRAFFIC), len(TRAFFIC) + 1, len(TRAFFIC) + 2
+ZERO = (0,) * len(TRAFFIC)
+
+
+def bucket_of(now):
+    """The start of the 5-minute UTC bucket holding `now`."""
+    return int(now // BUCKET) * BUCKET
+
+
+def split_ms(start_ms, end_ms):
+    """[(bucket, milliseconds)] of the interval [start_ms, end_ms) cut at bucket boundaries."""
+    parts = []
+    step = BUCKET * 1000
+    while start_ms < end_ms:
+        bucket_end = (start_ms // step + 1) * step
+        stop = min(bucket_end, end_ms)
+        parts.append((start_ms // step * BUCKET, stop - start_ms))
+        start_ms = stop
+    return parts
+
+
+@dataclass
+class Batch:
+    """
+    One flush: what the store adds in one transaction, under its batch id
+    (node, run, seq) so that a retried batch is never counted twice.
+    Keys are (domain, bucket, region, isp); statuses add the status, closes
+    add (leg, code, closed_by); peaks are this node's peak live sessions.
+    """
+
+    node: str
+    run: str
+    seq: int
+    traffic: dict = field(default_factory=dict)
+    peaks: dict = field(default_factory=dict)
+    statuses: dict = field(default_factory=dict)
+    closes: dict = field(default_factory=dict)
+
+    def __bool__(self):
+        return bool(self.traffic or self.peaks or self.statuses or self.closes)
+
+    def total(self, column):
+        index = COUNTS.index(column)
+        return sum(row[index] for row in self.traffic.values())
+
+
+class _Live:
+    __slots__ = ("dims", "totals", "ms")
+
+    def __init__(self, dims, totals, ms):
+        self.dims, self.totals, self.ms = dims, totals, ms
+
+
+class Meter:
+    """The counters of one relay process since the last batch was taken."""
+
+    def __init__(self, node, run):
+        self.node, self.run = node, run
+        self.seq = 0
+        self._live = {}          # token -> _Live
+        self._concurrent = {}    # (domain, region, isp) -> live sessions now
+        self._reset()
+
+    def _reset(self):
+        self._traffic, self._peaks, self._statuses, self._closes = {}, {}, {}, {}
+
+    def __len__(self):
+        """Keys held (what bounds the memory)."""
+        return len(self._traffic) + len(self._statuses) + len(self._closes)
+
+    # -- what the relay reports --------------------------------------------------
+
+    def opened(self, token, dims, totals, now, status=101):
+        """A session answered 101: it is live from `now`; `totals` are its counters so far."""
+        ms = _ms(now)
+        self._live[token] = _Live(dims, ZERO, ms)
+        row = self._row(dims, now)
+        row[_OPENED] += 1
+        self._count(self._statuses, (*self._key(dims, now), status))
+        live = self._concurrent.get(dims, 0) + 1
+        self._concurrent[dims] = live
+        self._peak(dims, now, live)
+        self.fold(token, totals, now)
+
+    def fold(self, token, totals, now):
+        """Add a live session's growth since its last fold to the bucket of `now`."""
+        live = self._live.get(token)
+        if live is None:
+            return
+        row = self._row(live.dims, now)
+        before = live.totals
+        for i, value in enumerate(totals):
+            row[i] += value - before[i]
+        live.totals = tuple(totals)
+        ms = max(_ms(now), live.ms)
+        for bucket, part in split_ms(live.ms, ms):
+            self._row(live.dims, bucket)[_SESSION_MS] += part
+        live.ms = ms
+
+    def ended(self, token, dims, totals, now, status=None, closes=()):
+        """
+        A session is over. A live one is folded a last time and closed; one
+        that never opened (a refused or failed handshake) is counted whole,
+        with its status. `closes`: (leg, code, closed_by) per leg that closed.
+        """
+        live = self._live.get(token)
+        if live is not None:
+            self.fold(token, totals, now)
+            del self._live[token]
+            dims = live.dims
+            row = self._row(dims, now)
+            row[_CLOSED] += 1
+            count = self._concurrent.get(dims, 0)
+            self._peak(dims, now, count)
+            if count <= 1:
+                self._concurrent.pop(dims, None)
+            else:
+                self._concurrent[dims] = count - 1
+        else:
+            row = self._row(dims, now)
+            for i, value in enumerate(totals):
+                row[i] += value
+            if status is not None:
+                self._count(self._statuses, (*self._key(dims, now), status))
+        for leg, code, closed_by in closes:
+            self._count(self._closes, (*self._key(dims, now), leg, code, closed_by or "none"))
+
+    # -- the flush -------------------------------------------------------------
+
+    def fold_all(self, totals_of, now):
+        """Fold every live session (`totals_of(token)` gives its counters) and note the live peaks."""
+        for token in list(self._live):
+            self.fold(token, totals_of(token), now)
+        for dims, count in self._concurrent.items():
+            self._peak(dims, now, count)
+
+    def take(self):
+        """Everything counted since the last take, as the next Batch; the meter starts again at zero."""
+        self.seq += 1
+        batch = Batch(self.node, self.run, self.seq,
+                      {key: tuple(row) for key, row in self._traffic.items()},
+                      dict(self._peaks), dict(self._statuses), dict(self._closes))
+        self._reset()
+        return batch
+
+    # -- helpers -------------------------------------------------------------------
+
+    @staticmethod
+    def _key(dims, now):
+        domain, region, isp = dims
+        return domain, bucket_of(now), region, isp
+
+    def _row(self, dims, now):
+        key = self._key(dims, now)
+        row = self._traffic.get(key)
+        if row is None:
+            row = self._traffic[key] = [0] * len(COUNTS)
+        return row
+
+    def _peak(self, dims, now, count):
+        key = self._key(dims, now)
+        if count > self._peaks.get(key, 0):
+            self._peaks[key] = count
+
+    @staticmethod
+    def _count(table, key):
+        table[key] = table.get(key, 0) + 1
+
+
+def _ms(now):
+    return int(round(now * 1000))

@@ -1,0 +1,59 @@
+"""Public in-memory fakes for the accounting layer (for tests of code that uses it)."""
+
+from twisted.internet import defer
+from zope.interface import implementer
+
+from wsrelay.accounting.meter import COUNTS
+from wsrelay.interfaces import IAccounting
+
+
+@implementer(IAccounting)
+class MemoryStore:
+    """
+    An IAccounting keeping 5-minute traffic totals in a dict. `fail` (an
+    exception or None) makes writes fail; `lose_reply` makes the next write
+    land but report failure (the case batch ids are for).
+    """
+
+    def __init__(self):
+        self.batches = set()
+        self.traffic = {}
+        self.statuses = {}
+        self.closes = {}
+        self.fail = None
+        self.lose_reply = False
+        self.writes = 0
+        self.closed = False
+
+    def write(self, batch):
+        self.writes += 1
+        if self.fail is not None:
+            return defer.fail(self.fail)
+        batch_id = (batch.node, batch.run, batch.seq)
+        fresh = batch_id not in self.batches
+        if fresh:
+            self.batches.add(batch_id)
+            for key, row in batch.traffic.items():
+                old = self.traffic.get(key, (0,) * len(COUNTS))
+                self.traffic[key] = tuple(a + b for a, b in zip(old, row))
+            for table, mine in ((batch.statuses, self.statuses), (batch.closes, self.closes)):
+                for key, count in table.items():
+                    mine[key] = mine.get(key, 0) + count
+        if self.lose_reply:
+            self.lose_reply = False
+            return defer.fail(ConnectionError("the reply was lost"))
+        return defer.succeed(fresh)
+
+    def expire(self, now, retention):
+        return defer.succeed(None)
+
+    def points(self, table, start, end, domains=None, regions=None, isps=None):
+        return defer.succeed([])
+
+    def close(self):
+        self.closed = True
+        return defer.succeed(None)
+
+    def total(self, column, domain=None):
+        index = COUNTS.index(column)
+        return sum(row[index] for key, row in self.traffic.items() if domain in (None, key[0]))
