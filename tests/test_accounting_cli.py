@@ -37,3 +37,28 @@ def test_a_refused_interval_says_what_is_allowed(tmp_path):
                  "--end", "2023-11-15T00:00:00Z", "--interval", "300"], err=err)
     assert code == 2
     assert "use 3600 or 86400" in err.getvalue()
+
+
+def test_connections_statuses_and_closes_commands(tmp_path):
+    config = tmp_path / "relay.ini"
+    config.write_text("[relay]\n[accounting]\ndatabase = stats.sqlite\n[domain:*]\norigins = a:1\n")
+    db = open_database(str(tmp_path / "stats.sqlite"), 1)
+    row = [0] * len(COUNTS)
+    row[COUNTS.index("opened")], row[COUNTS.index("closed")], row[COUNTS.index("session_ms")] = 2, 1, 2500
+    key = ("a.example", T0, "US", "isp")
+    write_batch(db, Batch("n", "r", 1, traffic={key: tuple(row)}, peaks={key: 2},
+                          statuses={(*key, 101): 2, (*key, 403): 1},
+                          closes={(*key, "client", 1000, "client"): 1}), T0)
+    db.close()
+    window = ["--start", "2023-11-15T00:00:00Z", "--end", "2023-11-15T01:00:00Z", "--interval", "3600"]
+
+    def ask(*command):
+        out = io.StringIO()
+        assert main(["--config", str(config), *command, *window], out=out) == 0
+        return json.loads(out.getvalue())["points"]
+
+    assert ask("connections") == [{"start": T0, "opened": 2, "closed": 1, "session_seconds": 2.5,
+                                   "peak_concurrent": 2}]
+    assert ask("statuses")[0]["statuses"] == {"101": 2, "403": 1}
+    assert ask("closes", "--leg", "client")[0]["closes"] == [
+        {"leg": "client", "code": 1000, "closed_by": "client", "count": 1}]

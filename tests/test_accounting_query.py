@@ -52,3 +52,51 @@ def test_bandwidth_is_bytes_x8_over_300_and_coarser_points_take_the_peak():
     hours = traffic_series(rows, T0, T0 + 2 * 3600, 3600)
     assert [(p["start"], p["bytes_out"], p["bandwidth_out"]) for p in hours] == [
         (T0, 5250, 100.0), (T0 + 3600, 300, 8.0)]
+
+
+def test_connections_sum_per_point_and_coarser_peaks_take_the_highest_5_minute_point():
+    from wsrelay.accounting.query import connections_series
+
+    def row(bucket, opened, closed, ms):
+        return {"bucket": bucket, "opened": opened, "closed": closed, "session_ms": ms}
+
+    rows = [row(T0, 2, 1, 1500), row(T0, 1, 0, 500), row(T0 + 300, 0, 2, 4000)]
+    peaks = [{"bucket": T0, "peak": 2}, {"bucket": T0, "peak": 1}, {"bucket": T0 + 300, "peak": 2}]
+    five = connections_series(rows, peaks, T0, T0 + 600, 300)
+    assert [(p["opened"], p["closed"], p["session_seconds"], p["peak_concurrent"]) for p in five] == [
+        (3, 1, 2.0, 3), (0, 2, 4.0, 2)]
+    (hour,) = connections_series(rows, peaks, T0, T0 + 3600, 3600)
+    assert (hour["opened"], hour["closed"], hour["session_seconds"], hour["peak_concurrent"]) == (3, 3, 6.0, 3)
+
+
+def test_statuses_and_closes_are_counted_per_point():
+    from wsrelay.accounting.query import close_series, status_series
+
+    statuses = [{"bucket": T0, "status": 101, "count": 5}, {"bucket": T0 + 300, "status": 101, "count": 1},
+                {"bucket": T0 + 300, "status": 404, "count": 2}]
+    (hour,) = status_series(statuses, T0, T0 + 3600, 3600)
+    assert hour == {"start": T0, "total": 8, "statuses": {"101": 6, "404": 2}}
+    closes = [{"bucket": T0, "leg": "client", "code": 1000, "closed_by": "client", "count": 3},
+              {"bucket": T0, "leg": "origin", "code": 1000, "closed_by": "relay", "count": 3}]
+    (point,) = close_series(closes, T0, T0 + 300, 300, legs=("origin",))
+    assert point["closes"] == [{"leg": "origin", "code": 1000, "closed_by": "relay", "count": 3}]
+
+
+def test_make_query_checks_every_parameter():
+    from wsrelay.accounting.query import make_query
+
+    query = make_query("statuses", "2023-11-15T00:00:00Z", "2023-11-20T00:00:00Z", "86400",
+                       domains=["a.example", "a.example"])
+    assert (query.start, query.interval, query.domains, query.tables()) == (
+        T0, 86400, ("a.example",), ["statuses_1d"])
+    for args, message in [
+        (("volume", "2023-11-15T00:00:00Z", "2023-11-16T00:00:00Z"), "unknown query 'volume': use traffic"),
+        (("traffic", None, "2023-11-16T00:00:00Z"), "start and end are required"),
+        (("traffic", "2023-11-15T00:00:00Z", "2023-11-16T00:00:00Z", "60"), "interval: '60' is not one of"),
+        (("closes", "2023-11-15T00:00:00Z", "2023-11-16T00:00:00Z", "300", None, None, None, ["edge"]),
+         "leg: 'edge' is not one of client, origin"),
+        (("traffic", "2023-11-15T00:00:00Z", "2023-11-16T00:00:00Z", "300", None, None, None, ["client"]),
+         "leg filters close codes only"),
+    ]:
+        with pytest.raises(QueryError, match=message):
+            make_query(*args)

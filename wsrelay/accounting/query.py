@@ -5,6 +5,7 @@ computed from the 5-minute points (a coarser point's bandwidth is the peak of
 its 5-minute points). No I/O here: callers fetch the rows.
 """
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from wsrelay.accounting.meter import BUCKET
@@ -14,8 +15,101 @@ MAX_SPAN = 92 * DAY  # "three months"
 INTERVALS = (300, 3600, 86400)
 
 
+KINDS = ("traffic", "connections", "statuses", "closes")
+LEGS = ("client", "origin")
+SUFFIX = {300: "5m", 3600: "1h", 86400: "1d"}
+
+
 class QueryError(ValueError):
     """A refused query; str() says what is allowed (HTTP 400)."""
+
+
+@dataclass(frozen=True)
+class Query:
+    """
+    One checked query: what (`kind`), when ([start, end), epoch seconds, and
+    the interval), and the filters (tuples; None: no filter). Built by
+    make_query; run by fetching `tables()` and passing the rows to answer().
+    """
+
+    kind: str
+    start: float
+    end: float
+    interval: int
+    domains: tuple | None = None
+    regions: tuple | None = None
+    isps: tuple | None = None
+    legs: tuple | None = None
+
+    def tables(self):
+        """The tables whose rows answer() needs, in order; buckets in `bounds()`."""
+        if self.kind == "traffic":
+            return ["traffic_5m"]
+        if self.kind == "connections":
+            return ["traffic_5m", "peaks_5m"]
+        # plain sums: the table of the interval's own width holds them already
+        return [f"{self.kind}_{SUFFIX[self.interval]}"]
+
+    def bounds(self):
+        return align(self.start, self.end, self.interval)
+
+    def answer(self, fetched):
+        """The JSON-ready answer from the rows of each of tables(), in that order."""
+        if self.kind == "traffic":
+            points = traffic_series(fetched[0], self.start, self.end, self.interval)
+        elif self.kind == "connections":
+            points = connections_series(fetched[0], fetched[1], self.start, self.end, self.interval)
+        elif self.kind == "statuses":
+            points = status_series(fetched[0], self.start, self.end, self.interval)
+        else:
+            points = close_series(fetched[0], self.start, self.end, self.interval, self.legs)
+        first, last = self.bounds()
+        answer = {"kind": self.kind, "start": first, "end": last, "interval": self.interval,
+                  "domains": _listed(self.domains), "regions": _listed(self.regions),
+                  "isps": _listed(self.isps)}
+        if self.kind == "closes":
+            answer["legs"] = _listed(self.legs)
+        answer["points"] = points
+        return answer
+
+
+def _listed(values):
+    return None if values is None else list(values)
+
+
+def _filter(values, name):
+    if not values:
+        return None
+    values = tuple(dict.fromkeys(v.strip() for v in values))
+    for value in values:
+        if not value or not value.isprintable() or len(value) > 255:
+            raise QueryError(f"{name}: {value!r} is not a printable name of 1 to 255 characters")
+    return values
+
+
+def make_query(kind, start, end, interval="300", domains=None, regions=None, isps=None, legs=None):
+    """
+    A Query from text (a URL's parameters, a command line): `start`, `end`
+    ISO 8601 with a zone, `interval` 300, 3600 or 86400 fitting the span,
+    repeated filters. QueryError says what is wrong and what is allowed.
+    """
+    if kind not in KINDS:
+        raise QueryError(f"unknown query {kind!r}: use {', '.join(KINDS)}")
+    if start is None or end is None:
+        raise QueryError("start and end are required (ISO 8601 with a zone, e.g. 2024-05-01T00:00:00Z)")
+    first, last = parse_time(start, "start"), parse_time(end, "end")
+    text = str(interval if interval is not None else "300").strip()
+    if text not in tuple(map(str, INTERVALS)):
+        raise QueryError(f"interval: {text!r} is not one of {', '.join(map(str, INTERVALS))}")
+    check_query(first, last, int(text))
+    legs = _filter(legs, "leg")
+    if kind != "closes" and legs is not None:
+        raise QueryError("leg filters close codes only")
+    for leg in legs or ():
+        if leg not in LEGS:
+            raise QueryError(f"leg: {leg!r} is not one of {', '.join(LEGS)}")
+    return Query(kind, first, last, int(text), _filter(domains, "domain"), _filter(regions, "region"),
+                 _filter(isps, "isp"), legs)
 
 
 def parse_time(text, name):
@@ -88,4 +182,89 @@ def traffic_series(rows, start, end, interval):
             point["bandwidth_in"] = max(point["bandwidth_in"], sums[0] * 8 / BUCKET)
             point["bandwidth_out"] = max(point["bandwidth_out"], sums[1] * 8 / BUCKET)
         points.append(point)
+    return points
+
+
+def _starts(start, end, interval):
+    first, last = align(start, end, interval)
+    return range(first, last, interval)
+
+
+def connections_series(rows, peaks, start, end, interval):
+    """
+    Points of `interval` seconds from 5-minute traffic rows and 5-minute
+    peak rows (peaks_5m: one per key and node): sessions `opened` and
+    `closed`, `session_seconds` (live time elapsed in the point) and
+    `peak_concurrent`: per 5-minute point the sum of the matching keys' and
+    nodes' peaks (an upper bound when they peak at different moments); a
+    coarser point's is the highest of its 5-minute points.
+    """
+    fine = {}
+    for row in rows:
+        sums = fine.setdefault(row["bucket"], [0, 0, 0])
+        sums[0] += row["opened"]
+        sums[1] += row["closed"]
+        sums[2] += row["session_ms"]
+    peak = {}
+    for row in peaks:
+        peak[row["bucket"]] = peak.get(row["bucket"], 0) + row["peak"]
+    points = []
+    for at in _starts(start, end, interval):
+        point = {"start": at, "opened": 0, "closed": 0, "session_seconds": 0.0, "peak_concurrent": 0}
+        ms = 0
+        for bucket in range(at, at + interval, BUCKET):
+            sums = fine.get(bucket)
+            if sums is not None:
+                point["opened"] += sums[0]
+                point["closed"] += sums[1]
+                ms += sums[2]
+            point["peak_concurrent"] = max(point["peak_concurrent"], peak.get(bucket, 0))
+        point["session_seconds"] = ms / 1000
+        points.append(point)
+    return points
+
+
+def _bucketed(rows, start, end, interval, key):
+    """{point start: {key(row): summed count}} of rows at any width <= interval."""
+    first, last = align(start, end, interval)
+    found = {}
+    for row in rows:
+        at = row["bucket"] // interval * interval
+        if first <= at < last:
+            counts = found.setdefault(at, {})
+            k = key(row)
+            counts[k] = counts.get(k, 0) + row["count"]
+    return found
+
+
+def status_series(rows, start, end, interval):
+    """
+    Points of `interval` seconds from handshake status rows (statuses_*):
+    `statuses` maps each HTTP status (as a string, JSON keys being strings)
+    to how many handshakes got it, and `total` is their sum.
+    """
+    found = _bucketed(rows, start, end, interval, lambda row: str(row["status"]))
+    points = []
+    for at in _starts(start, end, interval):
+        counts = found.get(at, {})
+        points.append({"start": at, "total": sum(counts.values()),
+                       "statuses": {k: counts[k] for k in sorted(counts, key=int)}})
+    return points
+
+
+def close_series(rows, start, end, interval, legs=None):
+    """
+    Points of `interval` seconds from close code rows (closes_*): `closes`
+    lists {leg, code, closed_by, count} (legs: client, origin; closed_by:
+    client, origin, relay, or none when the connection ended without a Close
+    frame), in that order; `legs` keeps only the given legs.
+    """
+    found = _bucketed([r for r in rows if legs is None or r["leg"] in legs], start, end, interval,
+                      lambda row: (row["leg"], row["code"], row["closed_by"]))
+    points = []
+    for at in _starts(start, end, interval):
+        counts = found.get(at, {})
+        points.append({"start": at, "total": sum(counts.values()), "closes": [
+            {"leg": leg, "code": code, "closed_by": by, "count": counts[(leg, code, by)]}
+            for leg, code, by in sorted(counts)]})
     return points
