@@ -124,6 +124,8 @@ class AccountingSettings:
     retention_1d: float = 366 * 86400.0
     geoip_city_db: str | None = None
     geoip_asn_db: str | None = None
+    admin: str | None = None       # the admin API's server endpoint string; None: no admin API
+    admin_token: bytes | None = field(default=None, repr=False)  # its bearer token
 
     def build(self, reactor):
         return self.factory.build(self.options, reactor)
@@ -256,7 +258,9 @@ RELAY_KEYS = {
     "handshake_rate_per_ip", "handshake_rate", "max_ping_rate", "workers",
     "accounting", "geoip_city_db", "geoip_asn_db",
 } | HEALTH_KEYS | TLS_KEYS
-ACCOUNTING_KEYS = {"flush_interval", "node_id", "retention_5m", "retention_1h", "retention_1d"}
+ACCOUNTING_KEYS = {"flush_interval", "node_id", "retention_5m", "retention_1h", "retention_1d",
+                   "admin", "admin_token_file"}
+MIN_TOKEN = 16  # characters of an admin token
 DOMAIN_OVERRIDES = ("heartbeat_interval", "heartbeat_timeout", "connection_timeout", "max_message_size")
 ORIGIN_TLS_KEYS = ("origin_ca", "origin_verify", "origin_sni")
 DOMAIN_KEYS = {
@@ -891,12 +895,41 @@ def _parse_accounting(path, parser, relay):
             problem = check_database(geo[key])
             if problem:
                 relay.fail(key, f"{geo[key]} is not a readable MaxMind database ({problem})")
+    admin, token = _parse_admin(section)
     return AccountingSettings(
         store=name, factory=factory, options=options, flush_interval=flush_interval, node_id=node_id,
+        admin=admin, admin_token=token,
         retention_5m=_days(section, "retention_5m", 93 * 86400.0),
         retention_1h=_days(section, "retention_1h", 186 * 86400.0),
         retention_1d=_days(section, "retention_1d", 366 * 86400.0),
         **geo)
+
+
+def _parse_admin(section):
+    """[accounting] admin (one server endpoint string) and admin_token_file (required with it)."""
+    admin = section.raw("admin") or None
+    token_file = _pem_path(section, "admin_token_file")
+    if admin is None:
+        if token_file is not None:
+            section.fail("admin_token_file", "set, but admin is not (no admin API listens)")
+        return None, None
+    if len(admin.split()) != 1:
+        section.fail("admin", f"{admin!r} must be one server endpoint string")
+    try:
+        serverFromString(None, admin)  # parsing only; nothing listens yet
+    except Exception as e:  # the parser raises ValueError, KeyError, ...
+        section.fail("admin", f"{admin!r} is not a Twisted server endpoint string ({e})")
+    if token_file is None:
+        section.fail("admin_token_file", "required with admin: a file holding the API's bearer token")
+    try:
+        with open(token_file, "rb") as f:
+            token = f.read().strip()
+    except OSError as e:
+        section.fail("admin_token_file", f"cannot read {token_file} ({e.strerror})")
+    if len(token) < MIN_TOKEN or any(b < 0x21 or b > 0x7E for b in token):
+        section.fail("admin_token_file", f"{token_file} must hold one token of at least {MIN_TOKEN} "
+                                         f"printable ASCII characters, no spaces")
+    return admin, token
 
 
 def _is_address(name):

@@ -285,6 +285,7 @@ class RelayService(service.MultiService):
         self.factory = RelayFactory(relay)
         self.listeners = {}  # `listen` entry -> its listening port
         self.health = None
+        self.admin = None  # the admin API's listening service, when one is configured
         self._start_health()
         config = relay.config
         self.tls = None
@@ -468,13 +469,14 @@ def with_backlog(description):
 
 
 def build_service(config, reactor, random=None, load=load_config, files_limit=None, notify=None,
-                  reuse_port=False, store=None, locator=None):
+                  reuse_port=False, store=None, locator=None, admin=True):
     """
     The whole relay as a service, for twistd or a test (notify: a fake
     sd_notify; None: nothing sent). reuse_port: one worker of several. With
     `store` (an IAccounting) and config.accounting set, statistics are metered
     and flushed into it; `locator` gives (region, isp) of an address (default:
-    config's geoip databases).
+    config's geoip databases). With `admin` (False in every worker but the
+    first) and an `admin` endpoint configured, the admin API listens there.
     """
     relay = Relay(config, reactor, random=random, files_limit=files_limit)
     accounting = None
@@ -490,4 +492,14 @@ def build_service(config, reactor, random=None, load=load_config, files_limit=No
         accounting = Accounting(settings, store, locator, reactor, uuid.uuid4().hex)
     top = RelayService(relay, load=load, notify=notify or (lambda state: False), accounting=accounting)
     top.reuse_port = reuse_port
+    if accounting is not None and admin and config.accounting.admin:
+        from twisted.application import strports
+
+        from wsrelay.admin.api import admin_site
+
+        listener = strports.service(config.accounting.admin, admin_site(store, config.accounting.admin_token),
+                                    reactor=reactor)
+        listener._raiseSynchronously = True  # a port in use stops startup, loudly
+        listener.setServiceParent(top)
+        top.admin = listener
     return top

@@ -58,7 +58,7 @@ def makeService(options):
         become_worker(os.getppid())
     store = config.accounting.build(reactor) if config.accounting is not None else None
     top = build_service(config, reactor, notify=sd_notify if worker is None else None,
-                        reuse_port=worker is not None, store=store)
+                        reuse_port=worker is not None, store=store, admin=worker in (None, 0))
     top.relay.worker = os.getpid() if worker is not None else None
     SignalHook(top, reactor).setServiceParent(top)
     return top

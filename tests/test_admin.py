@@ -1,0 +1,92 @@
+"""The admin API's config keys and the resource's answers (bearer token, 400/401/404/405/503), with no sockets."""
+
+import json
+
+import pytest
+from twisted.internet import defer
+from twisted.web.test.requesthelper import DummyRequest
+from zope.interface import implementer
+
+from wsrelay.accounting.testing import MemoryStore
+from wsrelay.admin.api import AdminAPI, bearer_ok
+from wsrelay.config import ConfigError, parse_config
+from wsrelay.interfaces import IAccounting
+
+TOKEN = b"0123456789abcdef-token"
+DOMAIN = "[domain:*]\norigins = a:1\n"
+WINDOW = {b"start": [b"2023-11-15T00:00:00Z"], b"end": [b"2023-11-15T01:00:00Z"], b"interval": [b"3600"]}
+
+
+def load(tmp_path, text):
+    return parse_config("[relay]\n[accounting]\n" + text + DOMAIN, str(tmp_path / "relay.ini"))
+
+
+def test_admin_keys_read_the_token_from_its_file(tmp_path):
+    (tmp_path / "token").write_text(TOKEN.decode() + "\n")
+    settings = load(tmp_path, "admin = tcp:9090:interface=127.0.0.1\nadmin_token_file = token\n").accounting
+    assert (settings.admin, settings.admin_token) == ("tcp:9090:interface=127.0.0.1", TOKEN)
+    assert TOKEN.decode() not in repr(settings)
+    assert load(tmp_path, "").accounting.admin is None  # default: no admin API
+
+
+@pytest.mark.parametrize("text, where", [
+    ("admin = tcp:9090\n", r"\[accounting\] admin_token_file: required with admin"),
+    ("admin = tcp:9090\nadmin_token_file = missing\n", r"\[accounting\] admin_token_file: cannot read .*missing"),
+    ("admin = tcp:9090\nadmin_token_file = short\n", r"\[accounting\] admin_token_file: .* at least 16"),
+    ("admin = nonsense:1\nadmin_token_file = token\n", r"\[accounting\] admin: 'nonsense:1' is not a Twisted"),
+    ("admin_token_file = token\n", r"\[accounting\] admin_token_file: set, but admin is not"),
+])
+def test_admin_mistakes_name_the_file_section_and_key(tmp_path, text, where):
+    (tmp_path / "token").write_text(TOKEN.decode())
+    (tmp_path / "short").write_text("abc")
+    with pytest.raises(ConfigError, match="^" + str(tmp_path / "relay.ini") + ": " + where):
+        load(tmp_path, text)
+
+
+def test_bearer_tokens():
+    assert bearer_ok(b"Bearer " + TOKEN, TOKEN)
+    assert bearer_ok(b"bearer " + TOKEN, TOKEN)
+    assert not bearer_ok(b"Bearer " + TOKEN[:-1], TOKEN)
+    assert not bearer_ok(b"Basic " + TOKEN, TOKEN)
+    assert not bearer_ok(None, TOKEN)
+
+
+@implementer(IAccounting)
+class FailingStore(MemoryStore):
+    def points(self, *args):
+        return defer.fail(OSError("database is locked"))
+
+
+def ask(store, path, args, token=TOKEN, method=b"GET"):
+    request = DummyRequest(path.lstrip("/").split("/"))
+    request.path = path.encode()
+    request.method = method
+    request.args = args
+    if token is not None:
+        request.requestHeaders.setRawHeaders(b"authorization", [b"Bearer " + token])
+    result = AdminAPI(store, TOKEN).render(request)
+    if isinstance(result, bytes):
+        request.write(result)
+        request.finish()
+    assert request.finished
+    return request.responseCode or 200, json.loads(b"".join(request.written))
+
+
+def test_answers_without_sockets():
+    store = MemoryStore()
+    code, body = ask(store, "/v1/statuses", WINDOW)
+    assert code == 200 and body["points"] == [{"start": 1_700_006_400, "total": 0, "statuses": {}}]
+    assert ask(store, "/v1/statuses", WINDOW, token=None)[0] == 401
+    assert ask(store, "/v1/statuses", WINDOW, token=b"x" * 22)[0] == 401
+    assert ask(store, "/v1/volume", WINDOW) == (404, {"error": "no such resource: use /v1/traffic, "
+                                                               "/v1/connections, /v1/statuses, /v1/closes"})
+    assert ask(store, "/v1/statuses", WINDOW, method=b"POST")[0] == 405
+    code, body = ask(store, "/v1/statuses", {**WINDOW, b"color": [b"red"]})
+    assert code == 400 and body["error"].startswith("unknown parameter 'color': use domain, end, interval")
+    code, body = ask(store, "/v1/statuses", {**WINDOW, b"interval": [b"300", b"3600"]})
+    assert (code, body) == (400, {"error": "interval is given more than once"})
+
+
+def test_a_failing_store_answers_503():
+    code, body = ask(FailingStore(), "/v1/traffic", WINDOW)
+    assert (code, body) == (503, {"error": "the statistics store is unavailable; try again"})

@@ -1,0 +1,130 @@
+"""
+The admin API as a twisted.web resource: GET /v1/{traffic, connections,
+statuses, closes}?start=...&end=...&interval=...&domain=...&region=...&isp=...
+answered as JSON (docs/openapi.yaml). Every request needs
+`Authorization: Bearer TOKEN` (compared in constant time). The query rules
+are wsrelay.accounting.query's; the rows come from the IAccounting store,
+whose reads happen off the reactor thread.
+"""
+
+import hmac
+import json
+
+from twisted.internet import defer
+from twisted.logger import Logger
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET, Site
+
+from wsrelay.accounting.query import KINDS, QueryError, make_query
+
+log = Logger(namespace="wsrelay.admin")
+
+PREFIX = "/v1/"
+PARAMETERS = {"start", "end", "interval", "domain", "region", "isp", "leg"}
+
+
+def bearer_ok(header, token):
+    """Whether an Authorization header value carries `token` (bytes), compared in constant time."""
+    if not header or not token:
+        return False
+    scheme, _, given = header.partition(b" ")
+    if scheme.lower() != b"bearer":
+        return False
+    return hmac.compare_digest(given.strip(), token)
+
+
+def query_of(path, args):
+    """A Query from a request path and its parameters ({bytes: [bytes]}); KeyError: no such path."""
+    if not path.startswith(PREFIX) or path[len(PREFIX):] not in KINDS:
+        raise KeyError(path)
+    kind = path[len(PREFIX):]
+    params = {}
+    for name, values in args.items():
+        name = name.decode("utf-8", "replace")
+        if name not in PARAMETERS:
+            raise QueryError(f"unknown parameter {name!r}: use {', '.join(sorted(PARAMETERS))}")
+        try:
+            params[name] = [v.decode("utf-8") for v in values]
+        except UnicodeDecodeError:
+            raise QueryError(f"{name}: not UTF-8")
+    for name in ("start", "end", "interval"):
+        if len(params.get(name, ())) > 1:
+            raise QueryError(f"{name} is given more than once")
+
+    def one(name):
+        return params[name][0] if name in params else None
+
+    return make_query(kind, one("start"), one("end"), one("interval") or "300", params.get("domain"),
+                      params.get("region"), params.get("isp"), params.get("leg"))
+
+
+class AdminAPI(Resource):
+    """The whole API as one leaf resource over an IAccounting store."""
+
+    isLeaf = True
+
+    def __init__(self, store, token):
+        super().__init__()
+        self.store = store
+        self.token = token
+
+    def render(self, request):
+        if not bearer_ok(request.getHeader(b"authorization"), self.token):
+            request.setHeader(b"www-authenticate", b'Bearer realm="wsrelay"')
+            return reply(request, 401, {"error": "a valid 'Authorization: Bearer TOKEN' header is required"})
+        if request.method not in (b"GET", b"HEAD"):
+            request.setHeader(b"allow", b"GET, HEAD")
+            return reply(request, 405, {"error": "only GET is allowed"})
+        try:
+            query = query_of(request.path.decode("utf-8", "replace"), request.args)
+        except KeyError:
+            return reply(request, 404, {"error": "no such resource: use " + ", ".join(
+                PREFIX + kind for kind in KINDS)})
+        except QueryError as e:
+            return reply(request, 400, {"error": str(e)})
+        first, last = query.bounds()
+        d = defer.gatherResults([
+            defer.maybeDeferred(self.store.points, table, first, last, query.domains, query.regions, query.isps)
+            for table in query.tables()], consumeErrors=True)
+        gone = []
+        request.notifyFinish().addErrback(gone.append)
+
+        def answered(fetched):
+            if not gone:
+                reply(request, 200, query.answer(fetched), finish=True)
+
+        def failed(failure):
+            failure = failure.value.subFailure if isinstance(failure.value, defer.FirstError) else failure
+            log.failure("admin query {path} failed in the statistics store", failure,
+                        path=request.path.decode("utf-8", "replace"))
+            if not gone:
+                reply(request, 503, {"error": "the statistics store is unavailable; try again"}, finish=True)
+
+        d.addCallbacks(answered, failed)
+        return NOT_DONE_YET
+
+
+def reply(request, code, body, finish=False):
+    request.setResponseCode(code)
+    request.setHeader(b"content-type", b"application/json")
+    request.setHeader(b"cache-control", b"no-store")
+    data = json.dumps(body).encode("utf-8") + b"\n"
+    if not finish:
+        return data
+    request.write(data)
+    request.finish()
+
+
+class AdminSite(Site):
+    """A Site logging each request as one structured event (never the token) instead of an access log file."""
+
+    noisy = False
+
+    def log(self, request):
+        log.info("admin {method} {path} {code}", method=request.method.decode("ascii", "replace"),
+                 path=request.uri.decode("utf-8", "replace"), code=request.code,
+                 client=getattr(request.getClientAddress(), "host", None))
+
+
+def admin_site(store, token):
+    return AdminSite(AdminAPI(store, token))
