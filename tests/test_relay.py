@@ -192,10 +192,12 @@ def test_compression_with_clients_is_negotiated_per_leg(make_relay, origin_compr
     async def main():
         async with Origin(compression="deflate") as origin:
             relay = start_relay(make_relay, relay_config(
-                origin.port, extra_domain=f"compression = on\norigin_compression = {origin_compression}"))
+                origin.port, extra_domain=f"compression = on\norigin_compression = {origin_compression}\n"
+                                       "max_message_size = 8388608"))
             async with ws(relay, "/echo", compression="deflate", max_size=None) as c:
                 assert "permessage-deflate" in c.response.headers.get("Sec-WebSocket-Extensions", "")
-                sent = ["x" * 100000, os.urandom(5000), "", "ż" * 3000, b"\0" * 300000]
+                # 4 MiB incompressible: Autobahn case 9.2.x through deflating legs once stalled
+                sent = ["x" * 100000, os.urandom(5000), "", "ż" * 3000, b"\0" * 300000, os.urandom(4 << 20)]
                 for m in sent:
                     await c.send(m)
                 assert [await c.recv() for _ in sent] == sent
@@ -205,7 +207,7 @@ def test_compression_with_clients_is_negotiated_per_leg(make_relay, origin_compr
             assert (offered is not None) == (origin_compression == "on")
         log = "\n".join(relay.session_lines(1))
         # compressed on the client leg: far fewer bytes than the 400 KB of payload
-        assert "in=6/" in log
+        assert "in=7/" in log
 
     run(main())
 
