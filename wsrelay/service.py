@@ -81,6 +81,7 @@ class Relay:
             serverConnectionDropTimeout=0, perMessageCompressionOffers=[], **_COMMON)
         template.useragent = None
         self._origin_template = template
+        self._origin_factories = {}
         self._origin_tls = {}  # domain name -> OriginTLS, built at its first https dial
         self.accounting = None  # wsrelay.accounting.service.Accounting, when statistics are kept
 
@@ -115,8 +116,20 @@ class Relay:
         return client_address(peer, forwarded_for, self.config.is_trusted_proxy)
 
     def origin_factory(self, protocols):
-        factory = copy.copy(self._origin_template)
-        factory.protocols = protocols
+        """
+        The client factory an OriginLeg reads its options from. Autobahn checks the
+        origin's subprotocol against factory.protocols, so there is one per list of
+        offered subprotocols; clients offer few distinct lists, so they are shared
+        instead of copied per session (a copy costs kilobytes per idle session).
+        """
+        key = tuple(protocols)
+        factory = self._origin_factories.get(key)
+        if factory is None:
+            if len(self._origin_factories) >= 256:  # a client inventing lists cannot grow this
+                self._origin_factories.clear()
+            factory = copy.copy(self._origin_template)
+            factory.protocols = list(key)
+            self._origin_factories[key] = factory
         return factory
 
     def origin_tls(self, domain):
