@@ -282,30 +282,24 @@ class _Reader:
         value = self.section.get(key)
         return None if value is None else value.strip()
 
-    def seconds(self, key, default):
+    def _non_negative(self, key, default, unit, zero):
         value = self.raw(key)
         if value is None or value == "":
             return default
         try:
             number = float(value)
         except ValueError:
-            self.fail(key, f"{value!r} is not a number of seconds")
+            self.fail(key, f"{value!r} is not a number {unit}")
         if number < 0 or number != number or number == float("inf"):
-            self.fail(key, f"{value!r} must be 0 or a positive number of seconds")
+            self.fail(key, f"{value!r} must be 0{zero} or a positive number {unit}")
         return number
+
+    def seconds(self, key, default):
+        return self._non_negative(key, default, "of seconds", "")
 
     def rate(self, key, default):
         """A number per second, 0 (no limit) or positive, fractions allowed."""
-        value = self.raw(key)
-        if value is None or value == "":
-            return default
-        try:
-            number = float(value)
-        except ValueError:
-            self.fail(key, f"{value!r} is not a number per second")
-        if number < 0 or number != number or number == float("inf"):
-            self.fail(key, f"{value!r} must be 0 (no limit) or a positive number per second")
-        return number
+        return self._non_negative(key, default, "per second", " (no limit)")
 
     def count_or_auto(self, key, default):
         """A whole number >= 0, or auto (None)."""
