@@ -336,8 +336,10 @@ class ClientLeg(_Leg, WebSocketServerProtocol):
         super().processHandshake()
 
     def _stop_head_timer(self):
-        if self._head_timer.active():
-            self._head_timer.cancel()
+        if self._head_timer is not None:
+            if self._head_timer.active():
+                self._head_timer.cancel()
+            self._head_timer = None
 
     def onConnect(self, request):
         try:

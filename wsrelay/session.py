@@ -74,15 +74,16 @@ class Session:
         domain = self.domain
         self._idle = IdleTimer(self.clock, domain.connection_timeout, self.idle)
         self._idle.start()
-        self._heartbeats = (
-            Heartbeat(self.clock, domain.heartbeat_interval, domain.heartbeat_timeout,
-                      client.sendPing, lambda: self.leg_event("client", PEER_DEAD)),
-            Heartbeat(self.clock, domain.heartbeat_interval, domain.heartbeat_timeout,
-                      origin.sendPing, lambda: self.leg_event("origin", PEER_DEAD)),
-        )
-        client.heartbeat, origin.heartbeat = self._heartbeats
-        for beat in self._heartbeats:
-            beat.start()
+        if domain.heartbeat_interval > 0:  # idle sessions are the bulk: nothing per session when off
+            self._heartbeats = (
+                Heartbeat(self.clock, domain.heartbeat_interval, domain.heartbeat_timeout,
+                          client.sendPing, self.leg_event, "client", PEER_DEAD),
+                Heartbeat(self.clock, domain.heartbeat_interval, domain.heartbeat_timeout,
+                          origin.sendPing, self.leg_event, "origin", PEER_DEAD),
+            )
+            client.heartbeat, origin.heartbeat = self._heartbeats
+            for beat in self._heartbeats:
+                beat.start()
         self.relay.session_opened(self)
         origin.client_opened()
 

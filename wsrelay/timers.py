@@ -12,14 +12,18 @@ _seq = struct.Struct("!Q").pack
 
 
 class Heartbeat:
-    """Pings a leg every `interval` seconds; calls `on_dead` when a pong is late."""
+    """Pings a leg every `interval` seconds; calls `on_dead(*args)` when a pong is late."""
 
-    def __init__(self, clock, interval, timeout, send_ping, on_dead):
+    __slots__ = ("_clock", "_interval", "_timeout", "_send_ping", "_on_dead", "_args",
+                 "_next", "_deadline", "_sent")
+
+    def __init__(self, clock, interval, timeout, send_ping, on_dead, *args):
         self._clock = clock
         self._interval = interval
         self._timeout = timeout
         self._send_ping = send_ping
         self._on_dead = on_dead
+        self._args = args
         self._next = None
         self._deadline = None
         self._sent = 0
@@ -44,7 +48,7 @@ class Heartbeat:
     def _dead(self):
         self._deadline = None
         self.stop()
-        self._on_dead()
+        self._on_dead(*self._args)
 
     def stop(self):
         for call in (self._next, self._deadline):
@@ -55,6 +59,8 @@ class Heartbeat:
 
 class IdleTimer:
     """Calls `on_idle` once no data message was seen for `timeout` seconds."""
+
+    __slots__ = ("_clock", "_timeout", "_on_idle", "_call", "last")
 
     def __init__(self, clock, timeout, on_idle):
         self._clock = clock
