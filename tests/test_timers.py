@@ -8,7 +8,7 @@ from wsrelay.timers import Heartbeat, IdleTimer
 def make_heartbeat(interval, timeout):
     clock = MemoryReactorClock()
     pings, dead = [], []
-    beat = Heartbeat(clock, interval, timeout, pings.append, lambda: dead.append(clock.seconds()))
+    beat = Heartbeat(clock, interval, timeout, [pings.append], lambda index: dead.append(clock.seconds()))
     beat.start()
     return clock, beat, pings, dead
 
@@ -37,6 +37,42 @@ def test_timeout_longer_than_interval_counts_from_the_first_unanswered_ping():
     assert len(pings) == 3 and dead == []
     clock.pump([4, 1])
     assert dead == [35]
+
+
+def test_one_timer_pings_both_legs_and_names_the_one_that_stopped_answering():
+    clock = MemoryReactorClock()
+    client, origin, dead = [], [], []
+    beat = Heartbeat(clock, 10, 25, [client.append, origin.append], lambda index, tag: dead.append((index, tag, clock.seconds())), "session")
+    beat.start()
+    clock.advance(10)
+    assert client == origin == [b"\0" * 7 + b"\1"]
+    beat.pong(0)                        # the client answers every ping, the origin none
+    clock.advance(10)
+    beat.pong(0)
+    clock.advance(10)
+    beat.pong(0)
+    assert dead == []
+    clock.advance(5)                    # 25 s after the origin's first unanswered ping
+    assert dead == [(1, "session", 35)]
+    assert len(clock.getDelayedCalls()) == 0
+
+
+def test_a_late_second_leg_is_timed_from_its_own_first_unanswered_ping():
+    clock = MemoryReactorClock()
+    dead = []
+    beat = Heartbeat(clock, 10, 15, [lambda p: None, lambda p: None], lambda index: dead.append((index, clock.seconds())))
+    beat.start()
+    clock.advance(10)                   # ping 1 at 10: both waiting
+    beat.pong(0)
+    beat.pong(1)
+    clock.advance(10)                   # ping 2 at 20
+    beat.pong(1)
+    clock.advance(10)                   # ping 3 at 30; client waiting since 20
+    beat.pong(1)
+    clock.advance(4.9)
+    assert dead == []
+    clock.advance(0.1)
+    assert dead == [(0, 35)]
 
 
 def test_zero_interval_never_pings_and_stop_cancels_everything():

@@ -215,7 +215,7 @@ class _Leg:
 
     def onPong(self, payload):
         if self.heartbeat is not None:
-            self.heartbeat.pong()
+            self.heartbeat.pong(self._beat_index)
 
     _pings = None
 
@@ -298,6 +298,7 @@ class ClientLeg(_Leg, WebSocketServerProtocol):
     """The browser's side: holds its 101 until the origin has said 101."""
 
     side = "client"
+    _beat_index = 0
     _masks = False
     _awaiting_origin = False
     _refusal_headers = ()
@@ -428,6 +429,7 @@ class OriginLeg(_Leg, WebSocketClientProtocol):
     """The origin's side: sends the relay's own request, reports how it was answered."""
 
     side = "origin"
+    _beat_index = 1
     _masks = True
     refusal = None
     joined = False            # until it answers 101: a failed attempt is not the session's leg

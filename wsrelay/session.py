@@ -74,18 +74,17 @@ class Session:
         domain = self.domain
         self._idle = IdleTimer(self.clock, domain.connection_timeout, self.idle)
         self._idle.start()
-        if domain.heartbeat_interval > 0:  # idle sessions are the bulk: nothing per session when off
-            self._heartbeats = (
-                Heartbeat(self.clock, domain.heartbeat_interval, domain.heartbeat_timeout,
-                          client.sendPing, self.leg_event, "client", PEER_DEAD),
-                Heartbeat(self.clock, domain.heartbeat_interval, domain.heartbeat_timeout,
-                          origin.sendPing, self.leg_event, "origin", PEER_DEAD),
-            )
-            client.heartbeat, origin.heartbeat = self._heartbeats
-            for beat in self._heartbeats:
-                beat.start()
+        if domain.heartbeat_interval > 0:  # one timer for both legs; nothing at all when off
+            beat = Heartbeat(self.clock, domain.heartbeat_interval, domain.heartbeat_timeout,
+                             (client.sendPing, origin.sendPing), self._leg_dead)
+            self._heartbeats = (beat,)
+            client.heartbeat = origin.heartbeat = beat
+            beat.start()
         self.relay.session_opened(self)
         origin.client_opened()
+
+    def _leg_dead(self, index):
+        self.leg_event(("client", "origin")[index], PEER_DEAD)
 
     def touch(self):
         """A data message started on either leg."""

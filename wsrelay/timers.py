@@ -12,21 +12,26 @@ _seq = struct.Struct("!Q").pack
 
 
 class Heartbeat:
-    """Pings a leg every `interval` seconds; calls `on_dead(*args)` when a pong is late."""
+    """
+    Pings every leg of a session each `interval` seconds with one timer, and
+    calls `on_dead(index, *args)` for a leg whose pong is more than `timeout`
+    late, counted from its first unanswered ping.
+    """
 
-    __slots__ = ("_clock", "_interval", "_timeout", "_send_ping", "_on_dead", "_args",
-                 "_next", "_deadline", "_sent")
+    __slots__ = ("_clock", "_interval", "_timeout", "_send", "_on_dead", "_args",
+                 "_next", "_deadline", "_sent", "_waiting")
 
-    def __init__(self, clock, interval, timeout, send_ping, on_dead, *args):
+    def __init__(self, clock, interval, timeout, send_pings, on_dead, *args):
         self._clock = clock
         self._interval = interval
         self._timeout = timeout
-        self._send_ping = send_ping
+        self._send = tuple(send_pings)
         self._on_dead = on_dead
         self._args = args
         self._next = None
         self._deadline = None
         self._sent = 0
+        self._waiting = [None] * len(self._send)  # time of each leg's first unanswered ping
 
     def start(self):
         if self._interval > 0:
@@ -34,21 +39,36 @@ class Heartbeat:
 
     def _ping(self):
         self._sent += 1
+        now = self._clock.seconds()
         self._next = self._clock.callLater(self._interval, self._ping)
+        waiting = self._waiting
+        for index in range(len(waiting)):
+            if waiting[index] is None:
+                waiting[index] = now
         if self._deadline is None and self._timeout > 0:
-            self._deadline = self._clock.callLater(self._timeout, self._dead)
-        self._send_ping(_seq(self._sent))
+            self._deadline = self._clock.callLater(self._timeout, self._check)
+        payload = _seq(self._sent)
+        for send in self._send:
+            send(payload)
 
-    def pong(self):
-        """Any pong proves the peer is alive and reading."""
-        if self._deadline is not None:
+    def pong(self, index=0):
+        """Any pong proves that leg's peer is alive and reading."""
+        self._waiting[index] = None
+        if self._deadline is not None and all(since is None for since in self._waiting):
             self._deadline.cancel()
             self._deadline = None
 
-    def _dead(self):
+    def _check(self):
         self._deadline = None
-        self.stop()
-        self._on_dead(*self._args)
+        now = self._clock.seconds()
+        pending = [since for since in self._waiting if since is not None]
+        for index, since in enumerate(self._waiting):
+            if since is not None and now - since >= self._timeout:
+                self.stop()
+                self._on_dead(index, *self._args)
+                return
+        if pending:
+            self._deadline = self._clock.callLater(min(pending) + self._timeout - now, self._check)
 
     def stop(self):
         for call in (self._next, self._deadline):
