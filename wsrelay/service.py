@@ -469,6 +469,11 @@ class RelayService(service.MultiService):
         drained = self.relay.drain().addCallback(close_listeners).addCallback(last_flush)
         return defer.gatherResults([stopped, drained])
 
+    @property
+    def stopping(self):
+        """Draining after a SIGTERM: a second one cuts the drain short."""
+        return self.relay.draining
+
     def hurry(self):
         """A second SIGTERM: the drain is cut short."""
         if self.relay.draining:

@@ -17,10 +17,13 @@ log = Logger(namespace="wsrelay.service")
 
 
 class SignalHook(service.Service):
-    """Routes SIGHUP, SIGTERM and SIGINT of a twistd process to a RelayService."""
+    """
+    Routes SIGHUP, SIGTERM and SIGINT to `target`: a RelayService, or the
+    parent's WorkerGroup. The target offers reload(), hurry() and `stopping`.
+    """
 
-    def __init__(self, relay_service, reactor, install=signal.signal, current=signal.getsignal):
-        self.relay_service = relay_service
+    def __init__(self, target, reactor, install=signal.signal, current=signal.getsignal):
+        self.target = target
         self.reactor = reactor
         self._install = install
         self._current = current
@@ -42,11 +45,11 @@ class SignalHook(service.Service):
         self.reactor.callFromThread(self._reload)
 
     def _reload(self):
-        log.info("SIGHUP: reloading {path}", path=self.relay_service.relay.config.path)
-        self.relay_service.reload()
+        log.info("SIGHUP: reloading the configuration")
+        self.target.reload()
 
     def _stop(self, number, frame):
-        if self.relay_service.relay.draining:
-            self.reactor.callFromThread(self.relay_service.hurry)
+        if self.target.stopping:  # a second SIGTERM/SIGINT cuts the drain short
+            self.reactor.callFromThread(self.target.hurry)
         else:
             self._stop_handlers[number](number, frame)

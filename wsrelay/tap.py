@@ -44,12 +44,12 @@ def makeService(options):
 
     config = options.config
     if options["worker"] is None and config.workers > 1:
-        from wsrelay.workers import GroupSignals, WorkerGroup
+        from wsrelay.workers import WorkerGroup
 
         top = service.MultiService()
         group = WorkerGroup(config, config.workers, reactor, notify=sd_notify)
         group.setServiceParent(top)
-        GroupSignals(group, reactor).setServiceParent(top)
+        SignalHook(group, reactor).setServiceParent(top)
         return top
     worker = options["worker"]
     if worker is not None:

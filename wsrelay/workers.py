@@ -185,35 +185,6 @@ class WorkerGroup(service.Service):
         self.signal_all(signal.SIGTERM)
 
 
-class GroupSignals(service.Service):
-    """The parent's signals: SIGHUP passed on; a second SIGTERM/SIGINT passed on too."""
-
-    def __init__(self, group, reactor, install=signal.signal, current=signal.getsignal):
-        self.group = group
-        self.reactor = reactor
-        self._install = install
-        self._current = current
-        self._stop_handlers = {}
-
-    def startService(self):
-        super().startService()
-        self.reactor.callWhenRunning(self.install)
-
-    def install(self):
-        self._install(signal.SIGHUP, lambda n, f: self.reactor.callFromThread(self.group.reload))
-        for number in (signal.SIGTERM, signal.SIGINT):
-            previous = self._current(number)
-            if callable(previous):
-                self._stop_handlers[number] = previous
-                self._install(number, self._stop)
-
-    def _stop(self, number, frame):
-        if self.group.stopping:
-            self.reactor.callFromThread(self.group.hurry)
-        else:
-            self._stop_handlers[number](number, frame)
-
-
 def become_worker(parent_pid):
     """
     In a worker: leave the parent's process group (a terminal's Ctrl-C or a
