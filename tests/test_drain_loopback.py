@@ -13,7 +13,6 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from tests.support import WAIT, raw_request, run, status_of, upgrade_request
-from tests.test_relay import make_relay  # noqa: F401  (a fixture)
 from tests.test_reload_loopback import CountingOrigin
 
 

@@ -14,7 +14,7 @@ from websockets.asyncio.client import connect
 from websockets.asyncio.server import serve
 from websockets.exceptions import ConnectionClosed
 
-from tests.support import WAIT, RelayProcess, free_port, raw_request, run, status_of, upgrade_request
+from tests.support import WAIT, free_port, raw_request, run, status_of, upgrade_request
 
 CHECKER = "wsrelay-health-check"
 
@@ -48,20 +48,6 @@ class EchoOrigin:
             pass
 
 
-@pytest.fixture
-def relay_process(tmp_path):
-    made = []
-
-    def make(text):
-        relay = RelayProcess(tmp_path / "relay", text)
-        made.append(relay)
-        return relay.start()
-
-    yield make
-    for relay in made:
-        relay.stop()
-
-
 async def session(relay, text="hello"):
     async with connect(relay.url("/"), open_timeout=WAIT) as ws:
         await ws.send(text)
@@ -79,10 +65,10 @@ async def wait_for_log(relay, pattern, deadline=WAIT):
         await asyncio.sleep(0.05)
 
 
-def test_dead_origin_is_ejected_restored_by_checks_and_all_dead_is_503(relay_process):
+def test_dead_origin_is_ejected_restored_by_checks_and_all_dead_is_503(make_relay):
     async def main():
         a, b, c = [await EchoOrigin().start() for _ in range(3)]
-        relay = relay_process(f"""
+        relay = make_relay(f"""
             [relay]
             listen = tcp:{{port}}:interface=127.0.0.1
             [domain:*]
@@ -95,7 +81,7 @@ def test_dead_origin_is_ejected_restored_by_checks_and_all_dead_is_503(relay_pro
             ; the checks alone never take an origin out here: the passive threshold does
             health_fall = 1000
             health_rise = 2
-        """)
+        """, start=True)
         for _ in range(6):
             await session(relay)
         assert (a.sessions, b.sessions, c.sessions) == (2, 2, 2)

@@ -11,7 +11,6 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.support import WAIT, run
-from tests.test_relay import make_relay  # noqa: F401  (a fixture)
 from tests.test_reload_loopback import CountingOrigin
 from wsrelay.config import ConfigError, parse_config
 from wsrelay.limits import Limits, PingLimit, Refusal, auto_max_connections

@@ -13,7 +13,6 @@ import pytest
 from websockets.asyncio.server import serve
 
 from tests.support import WAIT, free_port, run, status_of, upgrade_request
-from tests.test_relay import make_relay  # noqa: F401  (a fixture)
 from tests.test_tls_pki import pki  # noqa: F401  (a fixture)
 from wsrelay.proxyproto import v1_header, v2_header
 

@@ -14,7 +14,7 @@ from websockets.asyncio.client import connect
 from websockets.asyncio.server import serve
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from tests.support import RelayProcess, WAIT, free_port, raw_request, run, status_of, upgrade_request
+from tests.support import WAIT, free_port, raw_request, run, status_of, upgrade_request
 
 
 class Origin:
@@ -96,20 +96,6 @@ def relay_config(origin_port, extra_relay="", extra_domain="", more=""):
     """
 
 
-@pytest.fixture
-def make_relay(tmp_path):
-    relays = []
-
-    def make(config):
-        relay = RelayProcess(tmp_path / f"relay{len(relays)}", config)
-        relays.append(relay)
-        return relay
-
-    yield make
-    for relay in relays:
-        relay.stop()
-
-
 def ws(relay, path="/", host=None, **kwargs):
     """A websockets client to the relay; `host` sets the Host header the relay routes on."""
     if host is None:
@@ -118,7 +104,7 @@ def ws(relay, path="/", host=None, **kwargs):
 
 
 def start_relay(make_relay, config):
-    return make_relay(config).start()
+    return make_relay(config, start=True)
 
 
 # -- messages ---------------------------------------------------------------------

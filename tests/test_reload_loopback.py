@@ -16,7 +16,7 @@ from websockets.asyncio.client import connect
 from websockets.asyncio.server import serve
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from tests.support import WAIT, RelayProcess, free_port, run
+from tests.support import WAIT, free_port, run
 
 WINDOW = 2.0
 
@@ -128,24 +128,10 @@ def port_open(port):
         return False
 
 
-@pytest.fixture
-def relay_process(tmp_path):
-    made = []
-
-    def make(text):
-        relay = RelayProcess(tmp_path, text)
-        made.append(relay)
-        return relay
-
-    yield make
-    for relay in made:
-        relay.stop()
-
-
-def test_sighup_keeps_untouched_sessions_and_restarts_changed_ones(relay_process):
+def test_sighup_keeps_untouched_sessions_and_restarts_changed_ones(make_relay):
     async def main():
         async with CountingOrigin("a") as a, CountingOrigin("b") as b:
-            relay = relay_process(config(a, b, a, "tcp:{port}:interface=127.0.0.1"))
+            relay = make_relay(config(a, b, a, "tcp:{port}:interface=127.0.0.1"))
             relay.start()
             base_listen = f"tcp:{relay.port}:interface=127.0.0.1"
             second = free_port()

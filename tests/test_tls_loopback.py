@@ -17,7 +17,7 @@ from websockets.asyncio.client import connect
 from websockets.asyncio.server import serve
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from tests.support import ROOT, TWISTD, WAIT, RelayProcess, free_port, run
+from tests.support import ROOT, TWISTD, WAIT, free_port, run
 from tests.test_tls_pki import pki  # noqa: F401  (a fixture)
 
 
@@ -65,20 +65,6 @@ class Origin:
                 await ws.send(message)
         except ConnectionClosed:
             pass
-
-
-@pytest.fixture
-def make_relay(tmp_path):
-    relays = []
-
-    def make(config):
-        relay = RelayProcess(tmp_path / f"relay{len(relays)}", config)
-        relays.append(relay)
-        return relay.start()
-
-    yield make
-    for relay in relays:
-        relay.stop()
 
 
 def trusting(pki, check_hostname=True, maximum=None, minimum=None):  # noqa: F811
@@ -133,7 +119,7 @@ def test_two_domains_on_one_port_each_get_their_certificate_by_sni(make_relay, p
                 [domain:*]
                 origins = 127.0.0.1:{origin.port}
                 origin_protocol = http
-            """)
+            """, start=True)
             context = trusting(pki)   # checks that the certificate names what was asked for
             for name in ("a.test", "b.test"):
                 async with wss(relay, name, context, "/echo") as ws:
@@ -162,7 +148,7 @@ def test_without_a_default_certificate_no_sni_or_an_unknown_name_fails_the_hands
                 [relay]
                 listen = ssl:{{port}}:interface=127.0.0.1
                 {domains(origin.port, ("a.test", certs["a"]))}
-            """)
+            """, start=True)
             lax = trusting(pki, check_hostname=False)
             for url, name in ((f"wss://127.0.0.1:{relay.port}/", None), (f"wss://c.test:{relay.port}/", "c.test")):
                 with pytest.raises(ssl.SSLError):
@@ -182,7 +168,7 @@ def test_sni_and_host_naming_different_domains_get_421(make_relay, pki, certs): 
                 [relay]
                 listen = ssl:{{port}}:interface=127.0.0.1
                 {domains(origin.port, ("a.test", certs["a"]), ("b.test", certs["b"]))}
-            """)
+            """, start=True)
             with pytest.raises(InvalidStatus) as caught:
                 async with wss(relay, "b.test", trusting(pki), server_hostname="a.test"):
                     pass
@@ -232,7 +218,7 @@ def test_tls_11_is_refused_and_12_accepted(make_relay, pki, certs):  # noqa: F81
         [relay]
         listen = ssl:{{port}}:interface=127.0.0.1
         {domains(9, ("a.test", certs["a"]))}
-    """)
+    """, start=True)
     # A hand-made TLS 1.1 ClientHello, whatever the local OpenSSL can still offer:
     # a fatal alert (21), protocol_version (70).
     answer = answer_to(relay.port, client_hello())
@@ -260,7 +246,7 @@ def test_tls_min_version_13_refuses_12(make_relay, pki, certs):  # noqa: F811
         listen = ssl:{{port}}:interface=127.0.0.1
         tls_min_version = 1.3
         {domains(9, ("a.test", certs["a"]))}
-    """)
+    """, start=True)
     with socket.create_connection(("127.0.0.1", relay.port), timeout=WAIT) as raw:
         with pytest.raises(ssl.SSLError):
             trusting(pki, maximum=ssl.TLSVersion.TLSv1_2).wrap_socket(raw, server_hostname="a.test")
@@ -296,7 +282,7 @@ def test_https_origins_are_verified_and_refusals_logged(make_relay, pki, certs):
                 {https("system.test", good, "origin_sni = origin.test")}
                 {https("checked.test", checked, ca + chr(10) + "origin_sni = origin.test" + chr(10) +
                        "health_interval = 0.2" + chr(10) + "health_timeout = 0.2" + chr(10) + "health_fall = 1")}
-            """)
+            """, start=True)
 
             def plain(name):
                 return connect(f"ws://{name}/echo", host="127.0.0.1", port=relay.port, open_timeout=WAIT)
@@ -350,7 +336,7 @@ def test_follow_uses_the_scheme_the_client_used(make_relay, pki, certs):  # noqa
                 origin_ca = {pki.root.path}
                 certificate = {certs['secure'].certificate}
                 private_key = {certs['secure'].key}
-            """)
+            """, start=True)
             async with connect("ws://plain.test/x", host="127.0.0.1", port=relay.port, open_timeout=WAIT) as ws:
                 await ws.send("plain")
                 assert await ws.recv() == "plain"
