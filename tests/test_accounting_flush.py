@@ -111,3 +111,21 @@ class FlushTests(unittest.TestCase):
         self.successResultOf(d)
         self.assertEqual(self.store.total("client_bytes_in"), 400)
         self.assertTrue(self.store.closed)
+
+    def test_billing_settings_are_recorded_when_they_change_dated_by_the_relays_clock(self):
+        config = parse_config(CONFIG, "/nonexistent/relay.ini")
+        self.accounting.note_billing(config)
+        self.store.fail = OSError("database is locked")  # recorded late, still dated when noted
+        self.clock.advance(10)
+        self.accounting.note_billing(config)  # a reload changing nothing notes nothing
+        changed = parse_config(CONFIG.replace("[accounting]", "billing = bandwidth\nbilling_cycle = daily\n"
+                                                              "[accounting]"), "/nonexistent/relay.ini")
+        self.clock.advance(5)
+        self.accounting.note_billing(changed)
+        self.store.fail = None
+        self.clock.advance(5)
+        self.assertEqual([row[:4] for row in self.store.billing], [
+            ("chat.example.com", 1_700_000_000, "traffic", "monthly"),
+            ("chat.example.com", 1_700_000_015, "bandwidth", "daily")])
+        self.assertEqual({row[4] for row in self.store.billing}, {self.accounting.meter.node})
+        self.assertEqual(len(self.flushLoggedErrors(OSError)), 1)

@@ -13,6 +13,7 @@ from twisted.internet import reactor
 from twisted.trial import unittest
 from zope.interface.verify import verifyObject
 
+from wsrelay.accounting import schema
 from wsrelay.accounting.meter import COUNTS, Batch
 from wsrelay.accounting.sqlite import SQLiteAccounting
 from wsrelay.interfaces import IAccounting
@@ -68,6 +69,22 @@ class StoreContract:
         totals = {d["region"]: (d["client_bytes_out"], d["peak_client_bytes_out"]) for d in days}
         self.assertEqual(totals, {"US": (1800, 900), "DE": (30, 30)})
 
+    async def test_a_billing_setting_is_recorded_only_when_it_changes(self):
+        store = self.make_store()
+        await store.record_billing("n1", [("a.example", "traffic", "monthly", T0),
+                                          ("b.example", "bandwidth", "daily", T0)])
+        await store.record_billing("n2", [("a.example", "traffic", "monthly", T0 + 10)])  # the same: nothing
+        await store.record_billing("n2", [("a.example", "bandwidth", "monthly", T0 + 20)])
+        await store.record_billing("n2", [("a.example", "bandwidth", "monthly", T0 + 20)])  # a retry
+        await store.record_billing("n1", [("a.example", "traffic", "monthly", T0 + 30)])  # and back
+        history = await store.billing_history(["a.example"])
+        self.assertEqual([(h["changed_at"], h["method"], h["cycle"]) for h in history],
+                         [(T0, "traffic", "monthly"), (T0 + 20, "bandwidth", "monthly"),
+                          (T0 + 30, "traffic", "monthly")])
+        self.assertEqual([h["domain"] for h in await store.billing_history()],
+                         ["a.example", "b.example", "a.example", "a.example"])
+        self.assertEqual(await store.billing_history([]), [])
+
     async def test_retention_deletes_old_points_per_width(self):
         store = self.make_store()
         old, new = T0 - 10 * DAY, T0
@@ -93,4 +110,27 @@ class SQLiteStoreTests(StoreContract, unittest.TestCase):
         db = sqlite3.connect(self.path)
         self.addCleanup(db.close)
         self.assertEqual(db.execute("PRAGMA journal_mode").fetchone()[0], "wal")
-        self.assertEqual(db.execute("SELECT version FROM schema_version").fetchone()[0], 1)
+        self.assertEqual(db.execute("SELECT version FROM schema_version").fetchone()[0], schema.VERSION)
+
+    async def test_a_version_1_file_is_upgraded_and_keeps_its_points(self):
+        directory = tempfile.mkdtemp()
+        self.addCleanup(shutil.rmtree, directory)
+        self.path = os.path.join(directory, "old.sqlite")
+        db = sqlite3.connect(self.path)
+        for statement in schema.create_statements():
+            if statement not in schema.BILLING_TABLE:
+                db.execute(statement)
+        db.execute("INSERT INTO schema_version (version) VALUES (1)")
+        db.execute("INSERT INTO traffic_5m (domain, bucket, region, isp, client_bytes_out) "
+                   "VALUES ('a.example', ?, 'private', 'private', 42)", (T0,))
+        db.commit()
+        db.close()
+        store = SQLiteAccounting(self.path, reactor)
+        self.addCleanup(store.close)
+        self.assertEqual([p["client_bytes_out"] for p in await store.points("traffic_5m", T0, T0 + 300)], [42])
+        await store.record_billing("n1", [("a.example", "traffic", "daily", T0)])
+        self.assertEqual(await store.billing_history(), [
+            {"domain": "a.example", "changed_at": T0, "method": "traffic", "cycle": "daily"}])
+        db = sqlite3.connect(self.path)
+        self.addCleanup(db.close)
+        self.assertEqual(db.execute("SELECT version FROM schema_version").fetchone()[0], 2)

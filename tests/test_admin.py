@@ -4,6 +4,7 @@ import json
 
 import pytest
 from twisted.internet import defer
+from twisted.internet.task import Clock
 from twisted.web.test.requesthelper import DummyRequest
 from zope.interface import implementer
 
@@ -57,19 +58,23 @@ class FailingStore(MemoryStore):
         return defer.fail(OSError("database is locked"))
 
 
-def ask(store, path, args, token=TOKEN, method=b"GET"):
+def ask(store, path, args, token=TOKEN, method=b"GET", config=None, now=0.0, raw=False):
     request = DummyRequest(path.lstrip("/").split("/"))
     request.path = path.encode()
     request.method = method
     request.args = args
     if token is not None:
         request.requestHeaders.setRawHeaders(b"authorization", [b"Bearer " + token])
-    result = AdminAPI(store, TOKEN).render(request)
+    config = config or parse_config("[relay]\n" + DOMAIN)
+    clock = Clock()
+    clock.advance(now)
+    result = AdminAPI(store, TOKEN, lambda: config, clock).render(request)
     if isinstance(result, bytes):
         request.write(result)
         request.finish()
     assert request.finished
-    return request.responseCode or 200, json.loads(b"".join(request.written))
+    body = b"".join(request.written)
+    return request.responseCode or 200, (body if raw else json.loads(body))
 
 
 def test_answers_without_sockets():
@@ -79,7 +84,7 @@ def test_answers_without_sockets():
     assert ask(store, "/v1/statuses", WINDOW, token=None)[0] == 401
     assert ask(store, "/v1/statuses", WINDOW, token=b"x" * 22)[0] == 401
     assert ask(store, "/v1/volume", WINDOW) == (404, {"error": "no such resource: use /v1/traffic, "
-                                                               "/v1/connections, /v1/statuses, /v1/closes"})
+                                                               "/v1/connections, /v1/statuses, /v1/closes, /v1/usage"})
     assert ask(store, "/v1/statuses", WINDOW, method=b"POST")[0] == 405
     code, body = ask(store, "/v1/statuses", {**WINDOW, b"color": [b"red"]})
     assert code == 400 and body["error"].startswith("unknown parameter 'color': use domain, end, interval")
@@ -90,3 +95,31 @@ def test_answers_without_sockets():
 def test_a_failing_store_answers_503():
     code, body = ask(FailingStore(), "/v1/traffic", WINDOW)
     assert (code, body) == (503, {"error": "the statistics store is unavailable; try again"})
+
+
+def test_usage_refusals_say_what_is_allowed():
+    store = MemoryStore()
+    month = {b"start": [b"2026-11-01T00:00:00Z"], b"end": [b"2026-12-01T00:00:00Z"]}
+    code, body = ask(store, "/v1/usage", {**month, b"format": [b"xml"]})
+    assert (code, body) == (400, {"error": "format: 'xml' is not one of json, csv"})
+    code, body = ask(store, "/v1/usage", {**month, b"end": [b"2027-03-01T00:00:00Z"]})
+    assert code == 400 and body["error"].startswith("a usage report spans at most 92 days")
+    code, body = ask(store, "/v1/usage", {**month, b"interval": [b"300"]})
+    assert code == 400 and body["error"] == "unknown parameter 'interval': use domain, end, format, start"
+    code, body = ask(store, "/v1/usage", {**month, b"domain": [b"b.example"]})
+    assert (code, body) == (400, {"error": "domain: 'b.example' is not a [domain:...] section of the "
+                                           "configuration (configured: *)"})
+    assert ask(FailingStore(), "/v1/usage", month)[0] == 503
+
+
+def test_usage_reads_the_recorded_billing_changes_and_prices_the_cycles():
+    store = MemoryStore()
+    nov = 1_793_491_200
+    store.billing = [("*", nov - 86400, "traffic", "daily", "n1"), ("*", nov + 3600, "bandwidth", "daily", "n1")]
+    config = parse_config("[relay]\n" + DOMAIN + "price_tiers = 0:1\n")
+    code, body = ask(store, "/v1/usage", {b"start": [b"2026-11-01T00:00:00Z"], b"end": [b"2026-11-03T00:00:00Z"]},
+                     config=config, now=nov + 86400 + 5)
+    assert code == 200
+    assert [(c["start"], c["method"], c["unit"], c["complete"], c["amount"]) for c in body["cycles"]] == [
+        ("2026-11-01T00:00:00Z", "traffic", "GB", True, 0.0),
+        ("2026-11-02T00:00:00Z", "bandwidth", "Mbit/s", False, 0.0)]

@@ -12,6 +12,7 @@ import urllib.request
 from pathlib import Path
 
 import jsonschema
+import pytest
 import yaml
 
 from tests.support import WAIT, RelayProcess, free_port, run
@@ -30,19 +31,28 @@ def check(path, code, body):
     jsonschema.Draft202012Validator(schema).validate(body)
 
 
-def get(port, path, params="", token=TOKEN):
+def fetch(port, path, params="", token=TOKEN):
     request = urllib.request.Request(f"http://127.0.0.1:{port}{path}?{params}")
     if token is not None:
         request.add_header("Authorization", f"Bearer {token}")
     try:
         with urllib.request.urlopen(request, timeout=WAIT) as response:
-            code, body = response.status, response.read()
+            return response.status, response.headers["content-type"], response.read()
     except urllib.error.HTTPError as e:
-        code, body = e.code, e.read()
+        return e.code, e.headers["content-type"], e.read()
+
+
+def get(port, path, params="", token=TOKEN):
+    code, _, body = fetch(port, path, params, token)
     body = json.loads(body)
     if path in DOC["paths"]:
         check(path, code, body)
     return code, body
+
+
+def day(offset):
+    """The UTC date `offset` days from today, as plans and reports write it."""
+    return time.strftime("%Y-%m-%d", time.gmtime(time.time() + offset * 86400))
 
 
 def iso(t):
@@ -73,6 +83,10 @@ def test_queries_answer_what_was_relayed_as_the_openapi_document_says(tmp_path):
                 admin_token_file = token
                 [domain:*]
                 origins = 127.0.0.1:{origin.port}
+                billing = traffic
+                billing_cycle = daily
+                price_tiers = 0:0.10
+                plans = 0.000001GB:{day(0)}:{day(1)}
                 """)
             with relay:
                 await talk(relay, origin, expected, sizes=(10, 200))
@@ -124,5 +138,25 @@ def test_queries_answer_what_was_relayed_as_the_openapi_document_says(tmp_path):
                 assert too_long[0] == 400 and "at most 92 days" in too_long[1]["error"]
                 assert bad_leg[0] == 400 and "client, origin" in bad_leg[1]["error"]
                 assert anonymous[0] == wrong[0] == 401
+
+                def usage():
+                    today = f"start={day(0)}T00:00:00Z&end={day(1)}T00:00:00Z"
+                    return (get(admin_port, "/v1/usage", today), fetch(admin_port, "/v1/usage", today + "&format=csv"),
+                            get(admin_port, "/v1/usage", today + "&domain=other.example"))
+
+                (code, body), (csv_code, csv_type, csv_text), unknown = await asyncio.to_thread(usage)
+                assert code == 200 and [c["domain"] for c in body["cycles"]] == ["*"]
+                [cycle] = body["cycles"]
+                sent = expected.totals["client_bytes_out"]
+                assert (cycle["cycle"], cycle["method"], cycle["traffic_bytes"]) == ("daily", "traffic", sent)
+                plan = f"0.000001GB:{day(0)}:{day(1)}"  # 1,000 bytes prepaid: the rest is billable
+                assert cycle["plan_deductions"] == [{"plan": plan, "gb": 0.000001}]
+                assert cycle["billable_quantity"] == pytest.approx((sent - 1000) / 1e9)
+                assert cycle["amount"] == round((sent - 1000) / 1e9 * 0.10, 2)
+                assert (csv_code, csv_type) == (200, "text/csv; charset=utf-8")
+                lines = csv_text.decode().splitlines()
+                assert lines[0].split(",")[:3] == ["domain", "cycle", "method"] and len(lines) == 2
+                assert lines[1].startswith(f"*,daily,traffic,{day(0)}T00:00:00Z,{day(1)}T00:00:00Z,false,{sent},")
+                assert unknown[0] == 400 and "not a [domain:...] section" in unknown[1]["error"]
 
     run(scenario(), timeout=WAIT * 4)

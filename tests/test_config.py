@@ -65,6 +65,27 @@ origins = any
     assert config.domain_for(None) is None
 
 
+def test_billing_defaults_come_from_relay_and_domains_override_them():
+    config = parse_config("""
+[relay]
+billing = bandwidth
+price_tiers = 0:2
+[domain:a.example]
+origins = o
+billing_cycle = daily
+plans = 10GB:2026-11-01:2026-12-01
+[domain:b.example]
+origins = o
+billing = traffic
+""", "x.ini")
+    a, b = config.domains["a.example"].billing, config.domains["b.example"].billing
+    assert (a.method, a.cycle, [p.key for p in a.plans]) == ("bandwidth", "daily", ["10GB:2026-11-01:2026-12-01"])
+    assert (b.method, b.cycle, b.plans) == ("traffic", "monthly", ())
+    assert a.tiers == b.tiers and len(a.tiers) == 1
+    plain = parse_config("[domain:*]\norigins = o\n", "x.ini").catch_all.billing
+    assert (plain.method, plain.cycle, plain.tiers, plain.plans) == ("traffic", "monthly", (), ())
+
+
 def test_no_catch_all_means_unknown_hosts_are_none():
     config = parse_config("[domain:a.example.com]\norigins = o\n", "x.ini")
     assert config.domain_for("b.example.com") is None
@@ -99,6 +120,11 @@ def test_normalize_host(host, name):
     ("[domain:bad/name]\norigins = a\n", "domain:bad/name", None, "host name"),
     ("[domain:x.com]\norigins = a\norigins = b\n", "domain:x.com", "origins", "twice"),
     ("[domain:x.com]\norigins = a\n[domain:x.com]\norigins = b\n", "domain:x.com", None, "twice"),
+    (BASE.replace("[relay]", "[relay]\nbilling = flat"), "relay", "billing", "traffic, bandwidth"),
+    ("[domain:x.com]\norigins = a\nbilling_cycle = weekly\n", "domain:x.com", "billing_cycle", "daily, monthly"),
+    ("[domain:x.com]\norigins = a\nprice_tiers = 5:0.1\n", "domain:x.com", "price_tiers", "start at 0"),
+    ("[domain:x.com]\norigins = a\nplans = 500:2026-11-01:2026-12-01\n", "domain:x.com", "plans", "SIZEGB"),
+    (BASE.replace("[relay]", "[relay]\nplans = 5GB:2026-11-01:2026-12-01"), "relay", "plans", "unknown key"),
     ("[relay]\nlisten = tcp:1\n", None, None, "no [domain:NAME]"),
     ("origins = a\n", None, None, "before any [section]"),
 ])

@@ -17,6 +17,7 @@ from types import MappingProxyType
 from twisted.internet.endpoints import serverFromString
 
 from wsrelay import tls
+from wsrelay.accounting.billing import CYCLES, METHODS, BillingSettings, parse_plans, parse_tiers
 
 
 class ConfigError(Exception):
@@ -96,6 +97,7 @@ class DomainConfig:
     origin_ca: tuple | None = None  # CA certificates trusted for https origins; None: the system store
     origin_verify: bool = True
     origin_sni: str | None = None
+    billing: BillingSettings = BillingSettings()  # how its traffic is billed (the usage report)
 
     def origin_scheme(self, client_scheme):
         """'http' or 'https' towards the origin, given the client's own scheme."""
@@ -257,7 +259,7 @@ RELAY_KEYS = {
     "drain_window", "drain_timeout", "max_connections", "max_connections_per_ip",
     "handshake_rate_per_ip", "handshake_rate", "max_ping_rate", "workers",
     "accounting", "geoip_city_db", "geoip_asn_db",
-} | HEALTH_KEYS | TLS_KEYS
+} | HEALTH_KEYS | TLS_KEYS | {"billing", "billing_cycle", "price_tiers"}
 ACCOUNTING_KEYS = {"flush_interval", "node_id", "retention_5m", "retention_1h", "retention_1d",
                    "admin", "admin_token_file"}
 MIN_TOKEN = 16  # characters of an admin token
@@ -266,6 +268,7 @@ ORIGIN_TLS_KEYS = ("origin_ca", "origin_verify", "origin_sni")
 DOMAIN_KEYS = {
     "websocket", "origins", "origin_protocol", "origin_host", "allowed_origins",
     "compression", "origin_compression", "selector", "max_connections",
+    "billing", "billing_cycle", "price_tiers", "plans",
 } | set(DOMAIN_OVERRIDES) | HEALTH_KEYS | TLS_KEYS | set(ORIGIN_TLS_KEYS)
 
 
@@ -719,6 +722,7 @@ def parse_config(text, path="<string>", now=None):
     default_selector = _selector_factory(relay, "selector", factories,
                                          relay.raw("selector") or DEFAULT_SELECTOR)
     base_health = _parse_health(relay, HealthConfig())
+    base_billing = _parse_billing(relay, BillingSettings())
     selector_sections = _selector_sections(path, parser, factories)
     tls_min_version = relay.choice("tls_min_version", "1.2", tls.MIN_VERSIONS)
     loaded, bundles = {}, {}
@@ -769,6 +773,7 @@ def parse_config(text, path="<string>", now=None):
             origin_ca=_origin_ca(reader, bundles),
             origin_verify=reader.boolean("origin_verify", True),
             origin_sni=_server_name(reader, "origin_sni"),
+            billing=_parse_billing(reader, base_billing),
         )
         if websocket:
             in_use[factory.name] = factory
@@ -843,6 +848,24 @@ def parse_config(text, path="<string>", now=None):
         tls_min_version=tls_min_version,
         accounting=_parse_accounting(path, parser, relay),
     )
+
+
+def _parse_billing(reader, base):
+    """billing, billing_cycle, price_tiers (defaults from [relay]) and a domain's own plans."""
+    tiers, plans = base.tiers, base.plans
+    for key, parse in (("price_tiers", parse_tiers), ("plans", parse_plans)):
+        text = reader.raw(key)
+        if text:
+            try:
+                value = parse(text)
+            except ValueError as e:
+                reader.fail(key, str(e))
+            if key == "price_tiers":
+                tiers = value
+            else:
+                plans = value
+    return BillingSettings(method=reader.choice("billing", base.method, METHODS),
+                           cycle=reader.choice("billing_cycle", base.cycle, CYCLES), tiers=tiers, plans=plans)
 
 
 def _days(reader, key, default):

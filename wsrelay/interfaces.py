@@ -165,5 +165,19 @@ class IAccounting(Interface):
         the given domains, regions and ISPs (None: all): a list of dicts.
         """
 
+    def record_billing(node, changes):
+        """
+        Record, in one transaction, the billing settings relay `node` (str)
+        found in its config: `changes` is [(domain, method, cycle, at)], `at`
+        epoch seconds. A domain's setting is added only when it differs from
+        the last one recorded for that domain (by any node).
+        """
+
+    def billing_history(domains=None):
+        """
+        The recorded billing settings of `domains` (None: all), oldest first:
+        a list of dicts with domain, changed_at, method, cycle.
+        """
+
     def close():
         """Release the database; a Deferred fired once it is released."""

@@ -387,6 +387,7 @@ class RelayService(service.MultiService):
         def opened(ports):
             self.listeners.update(ports)
             if self.accounting is not None:  # not before: a failed startup must leave no store thread
+                self.accounting.note_billing(self.relay.config)
                 self.accounting.startService()
             self.notify("READY=1\nSTATUS=listening on " + " ".join(self.listeners))
 
@@ -429,6 +430,8 @@ class RelayService(service.MultiService):
             for line in config.warnings:
                 log.warn("{warning}", warning=line)
             plan = self.relay.reload(config)
+            if self.accounting is not None:
+                self.accounting.note_billing(config)
             if self.running:
                 self._start_health()
             for description in removed:
@@ -515,8 +518,8 @@ def build_service(config, reactor, random=None, load=load_config, files_limit=No
 
         from wsrelay.admin.api import admin_site
 
-        listener = strports.service(config.accounting.admin, admin_site(store, config.accounting.admin_token),
-                                    reactor=reactor)
+        site = admin_site(store, config.accounting.admin_token, lambda: relay.config, reactor)
+        listener = strports.service(config.accounting.admin, site, reactor=reactor)
         listener._raiseSynchronously = True  # a port in use stops startup, loudly
         listener.setServiceParent(top)
         top.admin = listener

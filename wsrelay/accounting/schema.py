@@ -7,7 +7,7 @@ Placeholders are written `?` (the stores translate them). See docs/statistics.md
 
 from wsrelay.accounting.meter import COUNTS
 
-VERSION = 1
+VERSION = 2
 WIDTHS = (300, 3600, 86400)
 SUFFIX = {300: "5m", 3600: "1h", 86400: "1d"}
 DIMS = ("domain", "bucket", "region", "isp")
@@ -44,11 +44,40 @@ def create_statements():
         ]
         statements += [f"CREATE INDEX {t}_{s}_bucket ON {t}_{s} (bucket)" for t in ("traffic", "statuses", "closes")]
     statements.append("CREATE INDEX peaks_5m_bucket ON peaks_5m (bucket)")
-    return statements
+    return statements + BILLING_TABLE
 
+
+# Version 2: the billing method and cycle of each domain, as each relay found them in its config.
+BILLING_TABLE = [
+    f"CREATE TABLE billing_changes (domain {_TEXT}, changed_at BIGINT NOT NULL, method {_TEXT}, "
+    f"cycle {_TEXT}, node {_TEXT}, PRIMARY KEY (domain, changed_at, node))",
+]
 
 # Each version's upgrade from the one before: statements run in one transaction.
-UPGRADES = {}
+UPGRADES = {2: BILLING_TABLE}
+
+# A domain's (method, cycle) recorded when it differs from the last one recorded
+# (args: domain, changed_at, method, cycle, node, domain, method, cycle).
+RECORD_BILLING = (
+    "INSERT INTO billing_changes (domain, changed_at, method, cycle, node) SELECT ?, ?, ?, ?, ? "
+    "WHERE NOT EXISTS (SELECT 1 FROM (SELECT method, cycle FROM billing_changes WHERE domain = ? "
+    "ORDER BY changed_at DESC, node DESC LIMIT 1) last WHERE last.method = ? AND last.cycle = ?) "
+    "ON CONFLICT DO NOTHING")
+
+
+def record_billing(domain, method, cycle, at, node):
+    return RECORD_BILLING, (domain, int(at), method, cycle, node, domain, method, cycle)
+
+
+def select_billing(domains=None):
+    """(statement, args) reading the recorded billing changes of `domains` (None: all), oldest first."""
+    sql = "SELECT domain, changed_at, method, cycle FROM billing_changes"
+    args = ()
+    if domains is not None:
+        domains = tuple(domains)
+        sql += f" WHERE domain IN ({', '.join('?' for _ in domains)})" if domains else " WHERE FALSE"
+        args = domains
+    return sql + " ORDER BY changed_at, node", args
 
 
 def upsert_traffic():

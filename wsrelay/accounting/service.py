@@ -55,6 +55,8 @@ class Accounting(TimerService):
         self._flushing = None   # the Deferred of the write in flight
         self._failing = False
         self._expired_at = None
+        self._noted = {}        # domain -> (method, cycle) last noted from a config
+        self._billing = []      # [(domain, method, cycle, at)] noted, not yet recorded
         self.retention = {300: settings.retention_5m, 3600: settings.retention_1h,
                           86400: settings.retention_1d}
 
@@ -78,6 +80,19 @@ class Accounting(TimerService):
         self.meter.ended(token, dims, totals(session), self.clock.seconds(),
                          status=session.status, closes=closes(session))
 
+    def note_billing(self, config):
+        """
+        Note each domain's billing method and cycle as of now (startup,
+        reload); the store records it with the next flush when it differs
+        from the last setting recorded, which is how a change is dated.
+        """
+        now = self.clock.seconds()
+        for domain in config.each_domain():
+            setting = (domain.billing.method, domain.billing.cycle)
+            if self._noted.get(domain.name) != setting:
+                self._noted[domain.name] = setting
+                self._billing.append((domain.name, *setting, now))
+
     # -- the flush ---------------------------------------------------------------------
 
     def flush(self):
@@ -88,7 +103,7 @@ class Accounting(TimerService):
         self.meter.fold_all(lambda token: totals(self._sessions[token]), now)
         if self._pending is None:
             self._pending = self.meter.take()
-        if not self._pending and self._expire_due(now) is False:
+        if not self._pending and not self._billing and self._expire_due(now) is False:
             self._pending = None
             return defer.succeed(None)
         return self._write(self._pending, now)
@@ -100,6 +115,10 @@ class Accounting(TimerService):
         d = self._flushing = defer.Deferred()
         if batch:
             d.addCallback(lambda _: self.store.write(batch))
+        billing = list(self._billing)
+        if billing:
+            d.addCallback(lambda _: self.store.record_billing(self.meter.node, billing))
+            d.addCallback(lambda _: self._billing.__delitem__(slice(0, len(billing))))
         if self._expire_due(now):
             d.addCallback(lambda _: self.store.expire(now, self.retention))
             d.addCallback(lambda _: setattr(self, "_expired_at", now))

@@ -95,6 +95,12 @@ def select_points(db, table, start, end, domains=None, regions=None, isps=None):
     return [dict(zip(names, row)) for row in cursor.fetchall()]
 
 
+def select_rows(db, statement, args):
+    cursor = db.execute(statement, args)
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+
 @implementer(IAccounting)
 class SQLiteAccounting:
     """IAccounting on one SQLite file; a single worker thread owns the connection."""
@@ -135,6 +141,12 @@ class SQLiteAccounting:
 
     def points(self, table, start, end, domains=None, regions=None, isps=None):
         return self._call(select_points, table, start, end, domains, regions, isps)
+
+    def record_billing(self, node, changes):
+        return self._call(run_statements, [schema.record_billing(*change, node) for change in changes])
+
+    def billing_history(self, domains=None):
+        return self._call(select_rows, *schema.select_billing(domains))
 
     def close(self):
         def shut(db):

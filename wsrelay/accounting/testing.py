@@ -24,6 +24,7 @@ class MemoryStore:
         self.lose_reply = False
         self.writes = 0
         self.closed = False
+        self.billing = []  # (domain, changed_at, method, cycle, node), as recorded
 
     def write(self, batch):
         self.writes += 1
@@ -49,6 +50,20 @@ class MemoryStore:
 
     def points(self, table, start, end, domains=None, regions=None, isps=None):
         return defer.succeed([])
+
+    def record_billing(self, node, changes):
+        if self.fail is not None:
+            return defer.fail(self.fail)
+        for domain, method, cycle, at in changes:
+            last = [row for row in sorted(self.billing, key=lambda r: (r[1], r[4])) if row[0] == domain][-1:]
+            if not last or last[0][2:4] != (method, cycle):
+                self.billing.append((domain, int(at), method, cycle, node))
+        return defer.succeed(None)
+
+    def billing_history(self, domains=None):
+        return defer.succeed([{"domain": d, "changed_at": at, "method": m, "cycle": c}
+                              for d, at, m, c, _ in sorted(self.billing, key=lambda r: (r[1], r[4]))
+                              if domains is None or d in domains])
 
     def close(self):
         self.closed = True
