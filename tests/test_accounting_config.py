@@ -4,6 +4,8 @@ import sys
 
 import pytest
 
+from tests.support import ROOT
+from wsrelay.accounting import installed
 from wsrelay.config import ConfigError, parse_config
 
 DOMAIN = "[domain:*]\norigins = a:1\n"
@@ -93,3 +95,16 @@ def test_postgresql_without_psycopg_says_what_to_install(monkeypatch):
     with pytest.raises(ConfigError, match=r"\[accounting\] dsn: accounting = postgresql needs psycopg 3: "
                                           r"pip install 'wsrelay\[postgresql\]'"):
         load(PG + "dsn = host=db\n")
+
+
+def test_the_shipped_config_and_the_docs_name_every_store_and_its_keys_with_defaults():
+    """etc/relay.ini lists every store's keys with its default (commented out but for the default store's)."""
+    ini = (ROOT / "etc" / "relay.ini").read_text()
+    docs = (ROOT / "docs" / "configuration.md").read_text()
+    stores = installed()
+    assert {"sqlite", "postgresql"} <= set(stores)
+    for factory in stores.values():
+        assert f"`{factory.name}`" in docs and f"{factory.name} (" in ini, factory.name
+        for key, (default, _) in factory.options.items():
+            line = f"\n{key} = {default}" if factory.name == "sqlite" else f"\n; {key} = {default}"
+            assert line in ini and f"| `{key}` |" in docs, key

@@ -22,6 +22,7 @@ from zope.interface.verify import verifyObject
 from tests.support import WAIT
 from wsrelay.accounting.builtin import PostgreSQLFactory
 from wsrelay.accounting.meter import COUNTS, Batch
+from wsrelay.accounting import postgresql
 from wsrelay.accounting.postgresql import LOCK, PostgreSQLAccounting
 from wsrelay.accounting.sqlite import SQLiteAccounting
 from wsrelay.interfaces import IAccounting
@@ -237,3 +238,13 @@ class PostgreSQLStoreTests(StoreContract, unittest.TestCase):
         self.assertEqual(watcher.execute("SELECT version FROM schema_version").fetchall(), [(1,)])
         self.assertEqual(watcher.execute(
             "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'wsrelay'").fetchone()[0], 1)
+
+    def test_a_connection_has_the_timeouts_and_the_defaults_the_dsn_does_not_override(self):
+        db = postgresql.connect(pg_options(self.dsn + " application_name=mine keepalives_idle=7",
+                                           connect_timeout=3, statement_timeout=2.5))
+        self.addCleanup(db.close)
+        params = db.info.get_parameters()
+        self.assertEqual([params.get(k) for k in ("application_name", "keepalives_idle", "keepalives_count",
+                                                  "tcp_user_timeout", "connect_timeout")],
+                         ["mine", "7", "3", "30000", "3"])
+        self.assertEqual(db.execute("SHOW statement_timeout").fetchone(), ("2500ms",))

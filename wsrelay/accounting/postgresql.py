@@ -33,9 +33,10 @@ POSTGRESQL = sql.Dialect(
 )
 
 # libpq settings used unless the dsn sets them: a name in pg_stat_activity, and TCP
-# keepalives so that a server gone silent (not closed) is noticed in about a minute.
+# keepalives and a bound on unacknowledged data, so that a server gone silent (no
+# answer, no reset) fails the flush within about a minute instead of holding it.
 LIBPQ_DEFAULTS = {"application_name": "wsrelay", "keepalives_idle": "30", "keepalives_interval": "10",
-                  "keepalives_count": "3"}
+                  "keepalives_count": "3", "tcp_user_timeout": "30000"}
 
 
 def connect(options):
