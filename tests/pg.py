@@ -95,7 +95,9 @@ class PostgresServer:
 
         name = f"wsrelay_test_{next(self._names)}"
         with psycopg.connect(self.dsn(), autocommit=True, connect_timeout=int(WAIT)) as db:
-            db.execute(f"CREATE DATABASE {name}")
+            # copying template0's files is about three times as fast here as the default (15+)
+            fast = " STRATEGY FILE_COPY" if db.info.server_version >= 150000 else ""
+            db.execute(f"CREATE DATABASE {name} TEMPLATE template0{fast}")
         return self.dsn(name)
 
     def remove(self):

@@ -49,13 +49,13 @@ def transaction(db, dialect, work):
     """Run `work(cursor)` in one write transaction under the write lock; its result, once committed."""
     cursor = db.cursor()
     try:
-        for statement in dialect.begin:
-            cursor.execute(statement)
         try:
+            for statement in dialect.begin:
+                cursor.execute(statement)
             result = work(cursor)
             cursor.execute("COMMIT")
         except BaseException:
-            _rollback(cursor)
+            _rollback(cursor)  # a transaction whose lock wait timed out is open too
             raise
         return result
     finally:
