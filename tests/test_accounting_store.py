@@ -162,6 +162,17 @@ class PostgreSQLStoreTests(StoreContract, unittest.TestCase):
         across an hour and a day boundary: nothing is lost and every 1-hour and
         1-day point is the sum of its 5-minute points.
         """
+        await self.nodes_at_once()
+
+    async def test_a_database_defaulting_to_repeatable_read_changes_nothing(self):
+        """The store names READ COMMITTED: under REPEATABLE READ its snapshots would predate the lock."""
+        self.connect().execute(f"ALTER DATABASE {self.connect().info.dbname} "
+                               "SET default_transaction_isolation = 'repeatable read'")
+        self.assertEqual(self.connect().execute("SHOW default_transaction_isolation").fetchone(),
+                         ("repeatable read",))
+        await self.nodes_at_once()
+
+    async def nodes_at_once(self):
         stores = [self.make_store() for _ in range(4)]
         expected, writes = {}, []
         for seq in range(1, 21):
@@ -205,7 +216,10 @@ class PostgreSQLStoreTests(StoreContract, unittest.TestCase):
     async def test_a_slow_database_fails_the_write_at_statement_timeout_and_the_retry_counts_once(self):
         store = self.make_store(statement_timeout=0.3)
         key = ("a.example", T0, "US", "isp")
-        holder = self.connect()
+        await store.write(batch(1, {}, node="n0"))  # connected
+        holder, watcher = self.connect(), self.connect()
+        backends = "SELECT pid FROM pg_stat_activity WHERE application_name = 'wsrelay'"
+        before = watcher.execute(backends).fetchall()
         holder.execute("BEGIN")
         holder.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK,))  # another node holds it for long
         started = time.monotonic()
@@ -214,6 +228,7 @@ class PostgreSQLStoreTests(StoreContract, unittest.TestCase):
         self.assertLess(time.monotonic() - started, WAIT)
         holder.execute("COMMIT")
         self.assertTrue(await store.write(batch(1, {key: row(7)})))   # the flush's retry
+        self.assertEqual(watcher.execute(backends).fetchall(), before)  # on the same connection
         self.assertFalse(await store.write(batch(1, {key: row(7)})))
         self.assertEqual([p["client_bytes_out"] for p in await store.points("traffic_5m", T0, T0 + DAY)], [7])
 
