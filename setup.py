@@ -18,7 +18,10 @@ setup(
         "maxminddb>=2.5",  # region and ISP of client addresses (geoip_city_db, geoip_asn_db)
     ],
     extras_require={
-        "test": ["pytest>=8", "websockets>=13", "mmdb-writer>=0.2", "jsonschema>=4", "PyYAML>=6"],
+        # accounting = postgresql (psycopg 3 with its own libpq)
+        "postgresql": ["psycopg[binary]>=3.1,<4"],
+        "test": ["pytest>=8", "websockets>=13", "mmdb-writer>=0.2", "jsonschema>=4", "PyYAML>=6",
+                 "psycopg[binary]>=3.1,<4"],
     },
     entry_points={"console_scripts": ["wsrelay-stats = wsrelay.accounting.cli:run"]},
 )

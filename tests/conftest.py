@@ -1,7 +1,8 @@
-"""Fixtures shared by the tests that run the relay as a real process."""
+"""Fixtures shared by the tests that run real processes: the relay, a PostgreSQL server."""
 
 import pytest
 
+from tests.pg import PostgresServer
 from tests.support import RelayProcess
 
 
@@ -18,3 +19,29 @@ def make_relay(tmp_path):
     yield make
     for relay in relays:
         relay.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A throwaway PostgreSQL server (tests/pg.py) shared by the whole run; take databases with create_database()."""
+    server = PostgresServer()
+    try:
+        yield server.start()
+    finally:
+        server.remove()
+
+
+@pytest.fixture
+def pg_dsn(postgres):
+    """The DSN of a new, empty database on the shared server."""
+    return postgres.create_database()
+
+
+@pytest.fixture
+def own_postgres():
+    """A PostgreSQL server of the test's own, running, that the test may stop and start."""
+    server = PostgresServer()
+    try:
+        yield server.start()
+    finally:
+        server.remove()

@@ -1,8 +1,15 @@
-"""`wsrelay-stats traffic`: JSON series from the SQLite file a config names; refused queries say what is allowed."""
+"""
+`wsrelay-stats`: JSON series from the store a config names (SQLite, PostgreSQL:
+the whole fleet); refused queries say what is allowed (exit 2), a failing
+store exits 1.
+"""
 
 import io
 import json
 
+from tests.support import free_port
+from wsrelay.accounting import postgresql, sql
+from wsrelay.accounting.builtin import PostgreSQLFactory
 from wsrelay.accounting.meter import COUNTS, Batch
 from wsrelay.accounting.cli import main
 from wsrelay.accounting.sqlite import open_database, write_batch
@@ -62,3 +69,46 @@ def test_connections_statuses_and_closes_commands(tmp_path):
     assert ask("statuses")[0]["statuses"] == {"101": 2, "403": 1}
     assert ask("closes", "--leg", "client")[0]["closes"] == [
         {"leg": "client", "code": 1000, "closed_by": "client", "count": 1}]
+
+
+def test_a_failing_store_exits_1_naming_it(tmp_path):
+    (tmp_path / "var").write_text("a file where the database's directory should be")
+    config = tmp_path / "relay.ini"
+    config.write_text("[relay]\n[accounting]\ndatabase = var/stats.sqlite\n[domain:*]\norigins = a:1\n")
+    err = io.StringIO()
+    code = main(["--config", str(config), "traffic", "--start", "2023-11-15T00:00:00Z",
+                 "--end", "2023-11-15T00:10:00Z"], err=err)
+    assert code == 1
+    assert err.getvalue().startswith("wsrelay-stats: accounting = sqlite: ")
+
+
+def postgresql_config(tmp_path, dsn):
+    config = tmp_path / "relay.ini"
+    config.write_text(f"[relay]\naccounting = postgresql\n[accounting]\ndsn = {dsn}\nconnect_timeout = 2\n"
+                      "[domain:*]\norigins = a:1\n")
+    return str(config)
+
+
+def test_traffic_of_the_whole_fleet_from_postgresql(tmp_path, pg_dsn):
+    db = postgresql.connect(PostgreSQLFactory().parse_options({"dsn": pg_dsn}, "/"))
+    row = [0] * len(COUNTS)
+    for node, sent in (("edge-1", 3000), ("edge-2", 600)):
+        row[COUNTS.index("client_bytes_out")] = sent
+        sql.write_batch(db, postgresql.POSTGRESQL, Batch(node, "r", 1, traffic={
+            ("a.example", T0, "US", "isp"): tuple(row), ("a.example", T0 + 300, "DE", "isp"): tuple(row)}), T0)
+    db.close()
+    out = io.StringIO()
+    code = main(["--config", postgresql_config(tmp_path, pg_dsn), "traffic", "--start", "2023-11-15T00:00:00Z",
+                 "--end", "2023-11-15T01:00:00Z", "--interval", "3600"], out=out)
+    assert code == 0
+    assert [(p["start"], p["bytes_out"]) for p in json.loads(out.getvalue())["points"]] == [(T0, 7200)]
+
+
+def test_an_unreachable_postgresql_exits_1_without_showing_the_password(tmp_path):
+    dsn = f"host=127.0.0.1 port={free_port()} dbname=stats user=relay password=pw-s3cret"
+    err = io.StringIO()
+    code = main(["--config", postgresql_config(tmp_path, dsn), "traffic", "--start", "2023-11-15T00:00:00Z",
+                 "--end", "2023-11-15T00:10:00Z"], err=err)
+    assert code == 1
+    assert err.getvalue().startswith("wsrelay-stats: accounting = postgresql: ")
+    assert "s3cret" not in err.getvalue()

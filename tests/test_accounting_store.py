@@ -1,20 +1,30 @@
 """
 Every statistics store passes one contract (StoreContract): batches add up,
 a batch id counts once, hours and days are computed from the finer points,
-retention deletes old points. SQLite here; WAL and schema versions too.
+retention deletes old points, rows are plain values. SQLite (WAL, schema
+versions) and PostgreSQL on a real server (tests/pg.py: nodes writing at
+once, the fleet-wide write lock, timeouts, a lost connection).
 """
 
+import json
 import os
 import shutil
 import sqlite3
 import tempfile
+import time
 
-from twisted.internet import reactor
+import psycopg
+import pytest
+from twisted.internet import defer, reactor, task
 from twisted.trial import unittest
 from zope.interface.verify import verifyObject
 
+from tests.support import WAIT
 from wsrelay.accounting import schema
+from wsrelay.accounting.builtin import PostgreSQLFactory
 from wsrelay.accounting.meter import COUNTS, Batch
+from wsrelay.accounting import postgresql
+from wsrelay.accounting.postgresql import LOCK, PostgreSQLAccounting
 from wsrelay.accounting.sqlite import SQLiteAccounting
 from wsrelay.interfaces import IAccounting
 
@@ -94,6 +104,26 @@ class StoreContract:
         self.assertEqual([p["bucket"] for p in await store.points("traffic_5m", 0, T0 + DAY)], [new])
         self.assertEqual(len(await store.points("traffic_1h", 0, T0 + DAY)), 2)
 
+    async def test_rows_are_plain_values(self):
+        store = self.make_store()
+        key = ("a.example", T0, "US", "isp1")
+        await store.write(batch(1, {key: row(2**40, 3)}, peaks={key: 2}))
+        await store.write(batch(1, {key: row(2**40)}, node="n2"))
+        for table in ("traffic_5m", "traffic_1h", "traffic_1d", "peaks_5m"):
+            rows = await store.points(table, T0, T0 + DAY)
+            self.assertTrue(rows)
+            for point in rows:
+                self.assertEqual({type(v) for v in point.values()} - {int, str}, set(), (table, point))
+            json.dumps(rows)
+        [day] = await store.points("traffic_1d", T0, T0 + DAY)
+        self.assertEqual((day["client_bytes_out"], day["opened"]), (2**41, 3))
+
+    async def test_an_empty_filter_matches_nothing(self):
+        store = self.make_store()
+        await store.write(batch(1, {("a.example", T0, "US", "isp1"): row(1)}))
+        self.assertEqual(await store.points("traffic_5m", T0, T0 + DAY, domains=[]), [])
+        self.assertEqual(len(await store.points("traffic_5m", T0, T0 + DAY, regions=["US", "DE"])), 1)
+
 
 class SQLiteStoreTests(StoreContract, unittest.TestCase):
     def make_store(self):
@@ -134,3 +164,142 @@ class SQLiteStoreTests(StoreContract, unittest.TestCase):
         db = sqlite3.connect(self.path)
         self.addCleanup(db.close)
         self.assertEqual(db.execute("SELECT version FROM schema_version").fetchone()[0], 2)
+
+
+def pg_options(dsn, **keys):
+    return PostgreSQLFactory().parse_options({"dsn": dsn, **{k: str(v) for k, v in keys.items()}}, "/")
+
+
+class PostgreSQLStoreTests(StoreContract, unittest.TestCase):
+    """A real PostgreSQL server (the `postgres` fixture), a new database per test."""
+
+    @pytest.fixture(autouse=True)
+    def _database(self, pg_dsn):
+        self.dsn = pg_dsn
+
+    def make_store(self, **keys):
+        store = PostgreSQLAccounting(pg_options(self.dsn, **keys), reactor)
+        self.addCleanup(store.close)
+        return store
+
+    def connect(self):
+        """A connection of the test's own (autocommit), closed at the end."""
+        db = psycopg.connect(self.dsn, autocommit=True, connect_timeout=int(WAIT))
+        self.addCleanup(db.close)
+        return db
+
+    async def until(self, condition):
+        """Wait (bounded by WAIT) for condition() to hold, asking the server every 50 ms."""
+        deadline = time.monotonic() + WAIT
+        while not condition():
+            self.assertLess(time.monotonic(), deadline, "the server never got there")
+            await task.deferLater(reactor, 0.05, lambda: None)
+
+    async def test_nodes_writing_at_once_lose_nothing_and_rollups_equal_the_sums(self):
+        """
+        Four nodes start together on an empty database (one creates the schema)
+        and write 20 batches each, all in flight at once, over the same keys
+        across an hour and a day boundary: nothing is lost and every 1-hour and
+        1-day point is the sum of its 5-minute points.
+        """
+        await self.nodes_at_once()
+
+    async def test_a_database_defaulting_to_repeatable_read_changes_nothing(self):
+        """The store names READ COMMITTED: under REPEATABLE READ its snapshots would predate the lock."""
+        self.connect().execute(f"ALTER DATABASE {self.connect().info.dbname} "
+                               "SET default_transaction_isolation = 'repeatable read'")
+        self.assertEqual(self.connect().execute("SHOW default_transaction_isolation").fetchone(),
+                         ("repeatable read",))
+        await self.nodes_at_once()
+
+    async def nodes_at_once(self):
+        stores = [self.make_store() for _ in range(4)]
+        expected, writes = {}, []
+        for seq in range(1, 21):
+            for n, store in enumerate(stores):
+                points = {}
+                for i in range(6):
+                    key = ("ab"[i % 2] + ".example", T0 + 23 * 3600 + 300 * ((seq + i) % 24), "US", "isp")
+                    points[key] = row(seq * 10 + n + i, 1)
+                    expected[key] = expected.get(key, 0) + seq * 10 + n + i
+                writes.append(store.write(batch(seq, points, node=f"n{n}")))
+        self.assertEqual(await defer.gatherResults(writes), [True] * len(writes))
+
+        reader = stores[0]
+        fine = await reader.points("traffic_5m", T0, T0 + 2 * DAY)
+        self.assertEqual({(p["domain"], p["bucket"], p["region"], p["isp"]): p["client_bytes_out"] for p in fine},
+                         expected)
+        for table, width in (("traffic_1h", 3600), ("traffic_1d", DAY)):
+            sums = {}
+            for p in fine:
+                at = (p["domain"], p["bucket"] // width * width)
+                sums[at] = [a + b for a, b in zip(sums.get(at, (0, 0)), (p["client_bytes_out"], p["opened"]))]
+            coarse = await reader.points(table, T0, T0 + 2 * DAY)
+            self.assertEqual({(p["domain"], p["bucket"]): [p["client_bytes_out"], p["opened"]] for p in coarse},
+                             sums)
+        self.assertEqual(len(sums), 4)  # two domains on two days
+
+    async def test_a_write_waits_for_the_fleet_wide_lock(self):
+        store = self.make_store()
+        await store.write(batch(1, {}))  # connected, schema made
+        holder, watcher = self.connect(), self.connect()
+        holder.execute("BEGIN")
+        holder.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK,))
+        d = store.write(batch(2, {("a.example", T0, "US", "isp"): row(5)}))
+        await self.until(lambda: watcher.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'wsrelay' "
+            "AND wait_event_type = 'Lock' AND wait_event = 'advisory'").fetchone()[0] == 1)
+        self.assertFalse(d.called)
+        holder.execute("COMMIT")
+        self.assertTrue(await d)
+
+    async def test_a_slow_database_fails_the_write_at_statement_timeout_and_the_retry_counts_once(self):
+        store = self.make_store(statement_timeout=0.3)
+        key = ("a.example", T0, "US", "isp")
+        await store.write(batch(1, {}, node="n0"))  # connected
+        holder, watcher = self.connect(), self.connect()
+        backends = "SELECT pid FROM pg_stat_activity WHERE application_name = 'wsrelay'"
+        before = watcher.execute(backends).fetchall()
+        holder.execute("BEGIN")
+        holder.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK,))  # another node holds it for long
+        started = time.monotonic()
+        with self.assertRaises(psycopg.errors.QueryCanceled):
+            await store.write(batch(1, {key: row(7)}))
+        self.assertLess(time.monotonic() - started, WAIT)
+        holder.execute("COMMIT")
+        self.assertTrue(await store.write(batch(1, {key: row(7)})))   # the flush's retry
+        self.assertEqual(watcher.execute(backends).fetchall(), before)  # on the same connection
+        self.assertFalse(await store.write(batch(1, {key: row(7)})))
+        self.assertEqual([p["client_bytes_out"] for p in await store.points("traffic_5m", T0, T0 + DAY)], [7])
+
+    async def test_a_lost_connection_is_opened_again_at_the_next_call(self):
+        store = self.make_store()
+        key = ("a.example", T0, "US", "isp")
+        self.assertTrue(await store.write(batch(1, {key: row(1)})))
+        watcher = self.connect()
+        [pid] = watcher.execute("SELECT pid FROM pg_stat_activity WHERE application_name = 'wsrelay'").fetchone()
+        watcher.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        await self.until(lambda: watcher.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone()[0] == 0)
+        with self.assertRaises(psycopg.OperationalError):
+            await store.write(batch(2, {key: row(2)}))
+        self.assertTrue(await store.write(batch(2, {key: row(2)})))
+        self.assertEqual([p["client_bytes_out"] for p in await store.points("traffic_5m", T0, T0 + DAY)], [3])
+
+    async def test_the_schema_has_a_version_and_the_store_names_itself(self):
+        store = self.make_store()
+        await store.write(batch(1, {}))
+        watcher = self.connect()
+        self.assertEqual(watcher.execute("SELECT version FROM schema_version").fetchall(), [(schema.VERSION,)])
+        self.assertEqual(watcher.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'wsrelay'").fetchone()[0], 1)
+
+    def test_a_connection_has_the_timeouts_and_the_defaults_the_dsn_does_not_override(self):
+        db = postgresql.connect(pg_options(self.dsn + " application_name=mine keepalives_idle=7",
+                                           connect_timeout=3, statement_timeout=2.5))
+        self.addCleanup(db.close)
+        params = db.info.get_parameters()
+        self.assertEqual([params.get(k) for k in ("application_name", "keepalives_idle", "keepalives_count",
+                                                  "tcp_user_timeout", "connect_timeout")],
+                         ["mine", "7", "3", "30000", "3"])
+        self.assertEqual(db.execute("SHOW statement_timeout").fetchone(), ("2500ms",))

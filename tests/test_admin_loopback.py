@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from tests.support import WAIT, RelayProcess, free_port, run
-from tests.test_accounting_loopback import EchoOrigin, Expected, talk
+from tests.traffic import EchoOrigin, Expected, talk
 
 DOC = yaml.safe_load((Path(__file__).parent.parent / "docs" / "openapi.yaml").read_text())
 TOKEN = "s3cret-token-0123456789"

@@ -1,6 +1,7 @@
 """The built-in store factories (IAccountingFactory): cheap to import, drivers imported in build."""
 
 import os
+from dataclasses import dataclass, field
 
 from twisted.plugin import IPlugin
 from zope.interface import implementer
@@ -35,3 +36,67 @@ class SQLiteFactory:
 
         path, timeout = options
         return SQLiteAccounting(path, reactor, busy_timeout=timeout)
+
+
+@dataclass(frozen=True)
+class PostgreSQLOptions:
+    """The postgresql store's options; `where` names the server without the password (for logs)."""
+
+    dsn: str = field(repr=False)
+    connect_timeout: int = 5
+    statement_timeout: float = 10.0
+    where: str = "postgresql"
+
+
+@implementer(IPlugin, IAccountingFactory)
+class PostgreSQLFactory:
+    name = "postgresql"
+    help = "A PostgreSQL database shared by several relays: they write it at once, queries see the whole fleet."
+    options = {
+        "dsn": ("", "required: a libpq connection string (host=... dbname=... user=...) or a postgresql:// URI"),
+        "connect_timeout": ("5", "whole seconds a connection attempt may take (2 to 60)"),
+        "statement_timeout": ("10", "seconds a statement may take, waiting for the fleet's write lock "
+                                    "included, before it fails and the flush is retried (more than 0, at most 300)"),
+    }
+
+    def parse_options(self, raw, base):
+        try:
+            from psycopg.conninfo import conninfo_to_dict
+        except ImportError:
+            raise OptionError("dsn", "accounting = postgresql needs psycopg 3: pip install 'wsrelay[postgresql]'")
+        dsn = (raw.get("dsn") or "").strip()
+        if not dsn:
+            raise OptionError("dsn", "required with accounting = postgresql: a libpq connection string or URI, "
+                                     "e.g. host=db.example dbname=wsrelay user=wsrelay")
+        try:
+            params = conninfo_to_dict(dsn)
+        except Exception:  # psycopg.ProgrammingError; its message may quote the password, so it is not shown
+            raise OptionError("dsn", "is not a libpq connection string (key=value ...) nor a postgresql:// URI "
+                                     "(not shown here: it may hold a password)")
+        connect_timeout = _number(raw, "connect_timeout", "5", 2, 60)
+        if connect_timeout != int(connect_timeout):
+            raise OptionError("connect_timeout", f"{raw['connect_timeout']!r} must be a whole number of seconds")
+        return PostgreSQLOptions(dsn, int(connect_timeout), _number(raw, "statement_timeout", "10", 0.001, 300),
+                                 where=describe(params))
+
+    def build(self, options, reactor):
+        from wsrelay.accounting.postgresql import PostgreSQLAccounting
+
+        return PostgreSQLAccounting(options, reactor)
+
+
+def _number(raw, key, default, low, high):
+    text = (raw.get(key) or default).strip()
+    try:
+        value = float(text)
+    except ValueError:
+        raise OptionError(key, f"{text!r} is not a number of seconds")
+    if not low <= value <= high:
+        raise OptionError(key, f"{text!r} must be from {low:g} to {high:g} seconds")
+    return value
+
+
+def describe(params):
+    """The server a libpq connection dict names, for logs and errors: never its password."""
+    shown = [f"{k}={params[k]}" for k in ("host", "hostaddr", "port", "dbname", "user") if params.get(k)]
+    return "postgresql " + (" ".join(shown) if shown else "(libpq defaults)")

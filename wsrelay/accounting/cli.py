@@ -1,12 +1,10 @@
-"""`wsrelay-stats`: the statistics of the store a config file names, as JSON on stdout (SQLite only for now)."""
+"""`wsrelay-stats`: the statistics of the store a config file names (any installed store), as JSON on stdout."""
 
 import argparse
 import json
-import sqlite3
 import sys
 
 from wsrelay.accounting.query import KINDS, QueryError, make_query
-from wsrelay.accounting.sqlite import select_points
 from wsrelay.config import ConfigError, load_config
 
 HELP = {
@@ -38,28 +36,57 @@ def main(argv=None, out=sys.stdout, err=sys.stderr):
     args = parser().parse_args(argv)
     try:
         config = load_config(args.config)
-        if config.accounting is None or config.accounting.store != "sqlite":
-            raise ConfigError(args.config, "relay", "accounting", "wsrelay-stats reads accounting = sqlite only")
+        if config.accounting is None:
+            raise ConfigError(args.config, "relay", "accounting", "is off: there is no statistics store to read")
         query = make_query(args.command, args.start, args.end, args.interval, args.domain, args.region,
                            args.isp, getattr(args, "leg", None))
     except (ConfigError, QueryError) as e:
         err.write(f"wsrelay-stats: {e}\n")
         return 2
-    path = config.accounting.options[0]
-    first, last = query.bounds()
     try:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        try:
-            fetched = [select_points(db, table, first, last, query.domains, query.regions, query.isps)
-                       for table in query.tables()]
-        finally:
-            db.close()
-    except sqlite3.Error as e:
-        err.write(f"wsrelay-stats: {path}: {e}\n")
+        fetched = fetch(config.accounting, query)
+    except Exception as e:  # whatever the store's driver raises: the database is unreachable, locked, ...
+        err.write(f"wsrelay-stats: accounting = {config.accounting.store}: {e}\n")
         return 1
     json.dump(query.answer(fetched), out, indent=1)
     out.write("\n")
     return 0
+
+
+def fetch(settings, query):
+    """
+    The rows of each of query.tables() from the store `settings` (AccountingSettings)
+    names: built on a reactor of this call's own (the store delivers its results
+    on it), asked, closed. Raises what the store failed with.
+    """
+    from twisted.internet import defer
+    from twisted.internet.selectreactor import SelectReactor
+    from twisted.python.failure import Failure
+
+    reactor = SelectReactor()
+    first, last = query.bounds()
+    outcome = []
+
+    async def ask():
+        store = settings.factory.build(settings.options, reactor)
+        try:
+            return [await store.points(table, first, last, query.domains, query.regions, query.isps)
+                    for table in query.tables()]
+        finally:
+            await store.close()
+
+    def start():
+        d = defer.ensureDeferred(ask())
+        d.addBoth(outcome.append)
+        d.addBoth(lambda _: reactor.stop())
+
+    reactor.callWhenRunning(start)
+    reactor.run(installSignalHandlers=False)
+    reactor.waker.connectionLost(None)  # the reactor is done with: close its wake-up pipe
+    [result] = outcome
+    if isinstance(result, Failure):
+        result.raiseException()
+    return result
 
 
 def run():
