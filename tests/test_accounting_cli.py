@@ -112,3 +112,64 @@ def test_an_unreachable_postgresql_exits_1_without_showing_the_password(tmp_path
     assert code == 1
     assert err.getvalue().startswith("wsrelay-stats: accounting = postgresql: ")
     assert "s3cret" not in err.getvalue()
+
+
+NOV = 1_793_491_200  # 2026-11-01T00:00:00Z
+BILLED = """
+[domain:a.example]
+origins = a:1
+billing_cycle = daily
+price_tiers = 0:0.50
+plans = 1GB:2026-11-01:2026-11-03
+"""
+
+
+def write_sent(write, sent_per_day):
+    """Batches of bytes sent to clients of a.example, one per (day, bytes), as two nodes would write them."""
+    row = [0] * len(COUNTS)
+    for seq, (day, sent) in enumerate(sent_per_day, 1):
+        row[COUNTS.index("client_bytes_out")] = sent
+        write(Batch(f"edge-{seq % 2}", "r", seq, traffic={("a.example", day + 600, "US", "isp"): tuple(row)}))
+
+
+def usage_of(config, *extra):
+    out, err = io.StringIO(), io.StringIO()
+    code = main(["--config", config, "usage", "--start", "2026-11-01T00:00:00Z", "--end", "2026-11-03T00:00:00Z",
+                 *extra], out=out, err=err)
+    assert (code, err.getvalue()) == (0, "")
+    return out.getvalue()
+
+
+def test_usage_as_json_and_csv_from_sqlite(tmp_path):
+    config = tmp_path / "relay.ini"
+    config.write_text("[relay]\n[accounting]\ndatabase = stats.sqlite\n" + BILLED)
+    db = open_database(str(tmp_path / "stats.sqlite"), 1)
+    write_sent(lambda batch: write_batch(db, batch, NOV), [(NOV, 600_000_000), (NOV + 86400, 2_400_000_000)])
+    db.close()
+    cycles = json.loads(usage_of(str(config)))["cycles"]
+    assert [(c["start"], c["traffic_bytes"], c["plan_deducted_gb"], c["billable_quantity"], c["amount"])
+            for c in cycles] == [("2026-11-01T00:00:00Z", 600_000_000, 0.6, 0, 0.0),
+                                 ("2026-11-02T00:00:00Z", 2_400_000_000, 0.4, 2.0, 1.0)]
+    lines = usage_of(str(config), "--format", "csv", "--domain", "a.example").splitlines()
+    assert len(lines) == 3 and lines[0].startswith("domain,cycle,method,start,end")
+    assert lines[2].endswith(",1GB:2026-11-01:2026-11-03=0.4,0.4,2.0,GB,1.00")
+
+
+def test_usage_refusals_exit_2(tmp_path):
+    config = tmp_path / "relay.ini"
+    config.write_text("[relay]\n[accounting]\ndatabase = stats.sqlite\n" + BILLED)
+    err = io.StringIO()
+    assert main(["--config", str(config), "usage", "--start", "2026-11-01T00:00:00Z", "--end",
+                 "2026-11-02T00:00:00Z", "--domain", "b.example"], err=err) == 2
+    assert "'b.example' is not a [domain:...] section" in err.getvalue()
+
+
+def test_usage_of_the_whole_fleet_from_postgresql(tmp_path, pg_dsn):
+    db = postgresql.connect(PostgreSQLFactory().parse_options({"dsn": pg_dsn}, "/"))
+    write_sent(lambda batch: sql.write_batch(db, postgresql.POSTGRESQL, batch, NOV),
+               [(NOV, 700_000_000), (NOV, 800_000_000)])
+    db.close()
+    config = tmp_path / "relay.ini"
+    config.write_text(f"[relay]\naccounting = postgresql\n[accounting]\ndsn = {pg_dsn}\n" + BILLED)
+    [first, _] = json.loads(usage_of(str(config)))["cycles"]
+    assert (first["traffic_bytes"], first["plan_deducted_gb"], first["billable_quantity"]) == (1_500_000_000, 1, 0.5)

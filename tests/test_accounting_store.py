@@ -87,12 +87,16 @@ class StoreContract:
         await store.record_billing("n2", [("a.example", "bandwidth", "monthly", T0 + 20)])
         await store.record_billing("n2", [("a.example", "bandwidth", "monthly", T0 + 20)])  # a retry
         await store.record_billing("n1", [("a.example", "traffic", "monthly", T0 + 30)])  # and back
+        # two reloads within one second are two changes
+        await store.record_billing("n1", [("a.example", "traffic", "daily", T0 + 40.25),
+                                          ("a.example", "traffic", "monthly", T0 + 40.75)])
         history = await store.billing_history(["a.example"])
         self.assertEqual([(h["changed_at"], h["method"], h["cycle"]) for h in history],
                          [(T0, "traffic", "monthly"), (T0 + 20, "bandwidth", "monthly"),
-                          (T0 + 30, "traffic", "monthly")])
+                          (T0 + 30, "traffic", "monthly"), (T0 + 40.25, "traffic", "daily"),
+                          (T0 + 40.75, "traffic", "monthly")])
         self.assertEqual([h["domain"] for h in await store.billing_history()],
-                         ["a.example", "b.example", "a.example", "a.example"])
+                         ["a.example", "b.example"] + ["a.example"] * 4)
         self.assertEqual(await store.billing_history([]), [])
 
     async def test_retention_deletes_old_points_per_width(self):

@@ -6,6 +6,8 @@ through the relay, every query answers what was relayed, and every answer
 
 import asyncio
 import json
+import signal
+import sqlite3
 import time
 import urllib.error
 import urllib.request
@@ -158,5 +160,26 @@ def test_queries_answer_what_was_relayed_as_the_openapi_document_says(tmp_path):
                 assert lines[0].split(",")[:3] == ["domain", "cycle", "method"] and len(lines) == 2
                 assert lines[1].startswith(f"*,daily,traffic,{day(0)}T00:00:00Z,{day(1)}T00:00:00Z,false,{sent},")
                 assert unknown[0] == 400 and "not a [domain:...] section" in unknown[1]["error"]
+
+                # a reload switching to bandwidth billing is recorded, and waits for tomorrow
+                relay.config.write_text(relay.config.read_text().replace("billing = traffic",
+                                                                         "billing = bandwidth"))
+                relay.signal(signal.SIGHUP)
+
+                def recorded():
+                    deadline = time.monotonic() + WAIT
+                    while True:
+                        with sqlite3.connect(tmp_path / "stats.sqlite") as db:
+                            rows = db.execute("SELECT method FROM billing_changes WHERE domain = '*' "
+                                              "ORDER BY changed_ms").fetchall()
+                        if len(rows) == 2 or time.monotonic() > deadline:
+                            return rows, get(admin_port, "/v1/usage", f"start={day(0)}T00:00:00Z&"
+                                                                      f"end={day(2)}T00:00:00Z")
+                        time.sleep(0.1)  # polling the file until the next flush; bounded by WAIT
+
+                rows, (code, body) = await asyncio.to_thread(recorded)
+                assert rows == [("traffic",), ("bandwidth",)]
+                assert [(c["start"][:10], c["method"]) for c in body["cycles"]] == [
+                    (day(0), "traffic"), (day(1), "bandwidth")]
 
     run(scenario(), timeout=WAIT * 4)

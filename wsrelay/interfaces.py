@@ -176,7 +176,7 @@ class IAccounting(Interface):
     def billing_history(domains=None):
         """
         The recorded billing settings of `domains` (None: all), oldest first:
-        a list of dicts with domain, changed_at, method, cycle.
+        a list of dicts with domain, changed_at (epoch seconds), method, cycle.
         """
 
     def close():

@@ -1,9 +1,14 @@
-"""`wsrelay-stats`: the statistics of the store a config file names (any installed store), as JSON on stdout."""
+"""
+`wsrelay-stats`: the statistics of the store a config file names (any
+installed store) as JSON on stdout, and the billing report (`usage`) as JSON or CSV.
+"""
 
 import argparse
 import json
 import sys
+import time
 
+from wsrelay.accounting import usage
 from wsrelay.accounting.query import KINDS, QueryError, make_query
 from wsrelay.config import ConfigError, load_config
 
@@ -29,6 +34,12 @@ def parser():
         command.add_argument("--isp", action="append", help="an ISP filter (repeatable)")
         if kind == "closes":
             command.add_argument("--leg", action="append", help="client or origin (repeatable; none: both)")
+    command = commands.add_parser("usage", help="the billing report: one row per domain and billing cycle")
+    command.add_argument("--start", required=True, help="ISO 8601 with a zone, e.g. 2026-11-01T00:00:00Z")
+    command.add_argument("--end", required=True, help="ISO 8601 with a zone (at most 92 days after start)")
+    command.add_argument("--domain", action="append",
+                         help="a [domain:...] section's name (repeat for several; none: every configured one)")
+    command.add_argument("--format", default="json", help="json or csv")
     return top
 
 
@@ -38,45 +49,64 @@ def main(argv=None, out=sys.stdout, err=sys.stderr):
         config = load_config(args.config)
         if config.accounting is None:
             raise ConfigError(args.config, "relay", "accounting", "is off: there is no statistics store to read")
-        query = make_query(args.command, args.start, args.end, args.interval, args.domain, args.region,
-                           args.isp, getattr(args, "leg", None))
+        if args.command == "usage":
+            query = usage.make_usage_query(config, args.start, args.end, args.domain, args.format)
+        else:
+            query = make_query(args.command, args.start, args.end, args.interval, args.domain, args.region,
+                               args.isp, getattr(args, "leg", None))
     except (ConfigError, QueryError) as e:
         err.write(f"wsrelay-stats: {e}\n")
         return 2
     try:
-        fetched = fetch(config.accounting, query)
+        if args.command == "usage":
+            rows = with_store(config.accounting, lambda store: usage.report(store, query, time.time()))
+        else:
+            fetched = fetch(config.accounting, query)
     except Exception as e:  # whatever the store's driver raises: the database is unreachable, locked, ...
         err.write(f"wsrelay-stats: accounting = {config.accounting.store}: {e}\n")
         return 1
+    if args.command == "usage":
+        out.write(usage.render(query, rows)[1])
+        return 0
     json.dump(query.answer(fetched), out, indent=1)
     out.write("\n")
     return 0
 
 
 def fetch(settings, query):
+    """The rows of each of query.tables() from the store `settings` (AccountingSettings) names."""
+    first, last = query.bounds()
+
+    async def ask(store):
+        return [await store.points(table, first, last, query.domains, query.regions, query.isps)
+                for table in query.tables()]
+
+    return with_store(settings, ask)
+
+
+def with_store(settings, ask):
     """
-    The rows of each of query.tables() from the store `settings` (AccountingSettings)
-    names: built on a reactor of this call's own (the store delivers its results
-    on it), asked, closed. Raises what the store failed with.
+    What `ask(store)` (a Deferred or a coroutine) gives, from the store
+    `settings` (AccountingSettings) names: built on a reactor of this call's
+    own (the store delivers its results on it), asked, closed. Raises what
+    the store failed with.
     """
     from twisted.internet import defer
     from twisted.internet.selectreactor import SelectReactor
     from twisted.python.failure import Failure
 
     reactor = SelectReactor()
-    first, last = query.bounds()
     outcome = []
 
-    async def ask():
+    async def asked():
         store = settings.factory.build(settings.options, reactor)
         try:
-            return [await store.points(table, first, last, query.domains, query.regions, query.isps)
-                    for table in query.tables()]
+            return await ask(store)
         finally:
             await store.close()
 
     def start():
-        d = defer.ensureDeferred(ask())
+        d = defer.ensureDeferred(asked())
         d.addBoth(outcome.append)
         d.addBoth(lambda _: reactor.stop())
 

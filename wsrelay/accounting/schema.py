@@ -49,35 +49,36 @@ def create_statements():
 
 # Version 2: the billing method and cycle of each domain, as each relay found them in its config.
 BILLING_TABLE = [
-    f"CREATE TABLE billing_changes (domain {_TEXT}, changed_at BIGINT NOT NULL, method {_TEXT}, "
-    f"cycle {_TEXT}, node {_TEXT}, PRIMARY KEY (domain, changed_at, node))",
+    f"CREATE TABLE billing_changes (domain {_TEXT}, changed_ms BIGINT NOT NULL, method {_TEXT}, "
+    f"cycle {_TEXT}, node {_TEXT}, PRIMARY KEY (domain, changed_ms, node))",
 ]
 
 # Each version's upgrade from the one before: statements run in one transaction.
 UPGRADES = {2: BILLING_TABLE}
 
 # A domain's (method, cycle) recorded when it differs from the last one recorded
-# (args: domain, changed_at, method, cycle, node, domain, method, cycle).
+# (args: domain, changed_ms, method, cycle, node, domain, method, cycle). Milliseconds: two
+# reloads within a second are two changes; the same change retried is one.
 RECORD_BILLING = (
-    "INSERT INTO billing_changes (domain, changed_at, method, cycle, node) SELECT ?, ?, ?, ?, ? "
+    "INSERT INTO billing_changes (domain, changed_ms, method, cycle, node) SELECT ?, ?, ?, ?, ? "
     "WHERE NOT EXISTS (SELECT 1 FROM (SELECT method, cycle FROM billing_changes WHERE domain = ? "
-    "ORDER BY changed_at DESC, node DESC LIMIT 1) last WHERE last.method = ? AND last.cycle = ?) "
+    "ORDER BY changed_ms DESC, node DESC LIMIT 1) last WHERE last.method = ? AND last.cycle = ?) "
     "ON CONFLICT DO NOTHING")
 
 
 def record_billing(domain, method, cycle, at, node):
-    return RECORD_BILLING, (domain, int(at), method, cycle, node, domain, method, cycle)
+    return RECORD_BILLING, (domain, round(at * 1000), method, cycle, node, domain, method, cycle)
 
 
 def select_billing(domains=None):
-    """(statement, args) reading the recorded billing changes of `domains` (None: all), oldest first."""
-    sql = "SELECT domain, changed_at, method, cycle FROM billing_changes"
+    """(statement, args) reading the recorded billing changes of `domains` (None: all), oldest first; see billing_rows."""
+    sql = "SELECT domain, changed_ms, method, cycle FROM billing_changes"
     args = ()
     if domains is not None:
         domains = tuple(domains)
         sql += f" WHERE domain IN ({', '.join('?' for _ in domains)})" if domains else " WHERE FALSE"
         args = domains
-    return sql + " ORDER BY changed_at, node", args
+    return sql + " ORDER BY changed_ms, node", args
 
 
 def upsert_traffic():
@@ -174,6 +175,12 @@ def expire_statements(now, retention):
     # a batch is retried within minutes or hours; its id is kept for the life of its 5-minute points
     statements.append(("DELETE FROM batches WHERE written < ?", (int(now - retention[300]),)))
     return statements
+
+
+def billing_rows(rows):
+    """select_billing's rows as IAccounting.billing_history gives them (changed_at in epoch seconds)."""
+    return [{"domain": row["domain"], "changed_at": row["changed_ms"] / 1000, "method": row["method"],
+             "cycle": row["cycle"]} for row in rows]
 
 
 TABLES = {f"{t}_{SUFFIX[w]}" for t in ("traffic", "statuses", "closes") for w in WIDTHS} | {"peaks_5m"}

@@ -57,7 +57,7 @@ class MemoryStore:
         for domain, method, cycle, at in changes:
             last = [row for row in sorted(self.billing, key=lambda r: (r[1], r[4])) if row[0] == domain][-1:]
             if not last or last[0][2:4] != (method, cycle):
-                self.billing.append((domain, int(at), method, cycle, node))
+                self.billing.append((domain, round(at * 1000) / 1000, method, cycle, node))
         return defer.succeed(None)
 
     def billing_history(self, domains=None):

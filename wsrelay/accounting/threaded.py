@@ -77,7 +77,7 @@ class ThreadedStore:
         return self._call(sql.run_statements, [schema.record_billing(*change, node) for change in changes])
 
     def billing_history(self, domains=None):
-        return self._call(sql.select_rows, *schema.select_billing(domains))
+        return self._call(sql.select_rows, *schema.select_billing(domains)).addCallback(schema.billing_rows)
 
     def close(self):
         def shut():
