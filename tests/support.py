@@ -5,6 +5,7 @@ Helpers for tests that run the relay as a real process on loopback, with the
 
 import asyncio
 import os
+import selectors
 import signal
 import socket
 import subprocess
@@ -92,6 +93,56 @@ class RelayProcess:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+class LoopbackOrigin:
+    """
+    A `websockets` origin on a free loopback port: subclasses give `handle(ws)`
+    and may widen `serve_options()`. An async context manager, or start()/stop().
+    """
+
+    def __init__(self):
+        self.port = free_port()
+        self.server = None
+
+    def serve_options(self):
+        return {"ping_interval": None}
+
+    async def start(self):
+        from websockets.asyncio.server import serve
+
+        self.server = await serve(self.handle, "127.0.0.1", self.port, **self.serve_options())
+        return self
+
+    async def stop(self):
+        self.server.close()
+        await self.server.wait_closed()
+
+    async def __aenter__(self):
+        return await self.start()
+
+    async def __aexit__(self, *exc):
+        await self.stop()
+
+
+def read_first_line(proc, what, timeout=WAIT):
+    """The first line `proc` prints on stdout (a pipe), waiting at most `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    buf = b""
+    with selectors.DefaultSelector() as sel:
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        while b"\n" not in buf:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"{what} printed no line within {timeout}s; got {buf!r}")
+            if not sel.select(left):
+                continue
+            chunk = os.read(proc.stdout.fileno(), 4096)
+            if not chunk:
+                stderr = f"; stderr: {proc.stderr.read()!r}" if proc.stderr is not None else ""
+                raise AssertionError(f"{what} exited (status {proc.wait(WAIT)}) without printing a line{stderr}")
+            buf += chunk
+    return buf.split(b"\n", 1)[0].decode()
 
 
 def run(coro, timeout=WAIT * 3):

@@ -20,7 +20,6 @@ happens. Without ``chromium`` the test fails and says to run
 import json
 import os
 import re
-import selectors
 import shutil
 import signal
 import subprocess
@@ -31,7 +30,7 @@ from contextlib import ExitStack
 import pytest
 from websockets.sync.client import connect
 
-from tests.support import ROOT, WAIT, RelayProcess
+from tests.support import ROOT, WAIT, RelayProcess, read_first_line
 
 BROWSER = "chromium"
 BROWSER_START = 30.0  # seconds for a cold Chromium start on a slow 2-core machine
@@ -111,25 +110,6 @@ def stop_group(proc, grace=WAIT):
         except ProcessLookupError:
             pass
     proc.wait(grace)
-
-
-def read_first_line(proc, what, timeout=WAIT):
-    """The first line ``proc`` prints on stdout, waiting at most ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    buf = b""
-    with selectors.DefaultSelector() as sel:
-        sel.register(proc.stdout, selectors.EVENT_READ)
-        while b"\n" not in buf:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise AssertionError(f"{what} printed no line within {timeout}s; got {buf!r}")
-            if not sel.select(left):
-                continue
-            chunk = os.read(proc.stdout.fileno(), 4096)
-            if not chunk:
-                raise AssertionError(f"{what} exited (status {proc.wait(WAIT)}) without printing a line")
-            buf += chunk
-    return buf.split(b"\n", 1)[0].decode()
 
 
 def start_demo(stack, tmp_path, relay_url):

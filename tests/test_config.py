@@ -12,6 +12,15 @@ origins = 127.0.0.1:9000
 """
 
 
+def config_error(text, section, key):
+    """The one-line message of the ConfigError `text` raises, checked to name etc/relay.ini, `section`, `key`."""
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, "etc/relay.ini")
+    error = caught.value
+    assert (error.path, error.section, error.key) == ("etc/relay.ini", section, key)
+    return str(error)
+
+
 def test_shipped_config_loads_without_warnings():
     config = load_config("etc/relay.ini")
     assert config.listen == ("tcp:8080:interface=127.0.0.1",)
@@ -129,11 +138,7 @@ def test_normalize_host(host, name):
     ("origins = a\n", None, None, "before any [section]"),
 ])
 def test_mistakes_name_file_section_and_key(text, section, key, words):
-    with pytest.raises(ConfigError) as caught:
-        parse_config(text, "etc/relay.ini")
-    error = caught.value
-    assert (error.path, error.section, error.key) == ("etc/relay.ini", section, key)
-    message = str(error)
+    message = config_error(text, section, key)
     assert message.startswith("etc/relay.ini: ")
     assert "\n" not in message
     if section:

@@ -16,7 +16,6 @@ import html
 import json
 import os
 import re
-import selectors
 import shutil
 import signal
 import socket
@@ -35,6 +34,7 @@ from twisted.internet.endpoints import TCP4ClientEndpoint
 from twisted.internet.protocol import Factory, Protocol
 from twisted.trial import unittest as trial
 
+from tests.support import read_first_line
 from wsrelay import demo
 from wsrelay.demo import CommentRoom, Outgoing
 
@@ -456,21 +456,7 @@ def _start_demo(*args: str) -> subprocess.Popen:
 
 def _read_line(proc: subprocess.Popen, timeout: float = 15.0) -> str:
     """The first line the demo prints, waiting at most ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    buf = b""
-    with selectors.DefaultSelector() as sel:
-        sel.register(proc.stdout, selectors.EVENT_READ)
-        while b"\n" not in buf:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise AssertionError(f"no line from the demo within {timeout}s; got {buf!r}")
-            if not sel.select(left):
-                continue
-            chunk = os.read(proc.stdout.fileno(), 4096)
-            if not chunk:
-                raise AssertionError(f"demo exited without a line; stderr: {proc.stderr.read()!r}")
-            buf += chunk
-    return buf.split(b"\n", 1)[0].decode()
+    return read_first_line(proc, "the demo", timeout)
 
 
 @pytest.fixture

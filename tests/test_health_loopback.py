@@ -11,30 +11,20 @@ import time
 
 import pytest
 from websockets.asyncio.client import connect
-from websockets.asyncio.server import serve
 from websockets.exceptions import ConnectionClosed
 
-from tests.support import WAIT, free_port, raw_request, run, status_of, upgrade_request
+from tests.support import WAIT, LoopbackOrigin, raw_request, run, status_of, upgrade_request
 
 CHECKER = "wsrelay-health-check"
 
 
-class EchoOrigin:
+class EchoOrigin(LoopbackOrigin):
     """An echo origin that counts the relayed sessions it served (health checks aside)."""
 
     def __init__(self):
-        self.port = free_port()
+        super().__init__()
         self.sessions = 0
         self.checks = 0
-        self.server = None
-
-    async def start(self):
-        self.server = await serve(self.handle, "127.0.0.1", self.port, ping_interval=None)
-        return self
-
-    async def stop(self):
-        self.server.close()
-        await self.server.wait_closed()
 
     async def handle(self, ws):
         if ws.request.headers.get("User-Agent") == CHECKER:

@@ -10,27 +10,18 @@ import socket
 import ssl
 
 import pytest
-from websockets.asyncio.server import serve
 
-from tests.support import WAIT, free_port, run, status_of, upgrade_request
+from tests.support import WAIT, LoopbackOrigin, run, status_of, upgrade_request
 from tests.test_tls_pki import pki  # noqa: F401  (a fixture)
 from wsrelay.proxyproto import v1_header, v2_header
 
 
-class HeaderOrigin:
+class HeaderOrigin(LoopbackOrigin):
     """A websockets origin that records the forwarding headers of each handshake."""
 
     def __init__(self):
-        self.port = free_port()
+        super().__init__()
         self.seen = []
-
-    async def __aenter__(self):
-        self.server = await serve(self.handle, "127.0.0.1", self.port, ping_interval=None)
-        return self
-
-    async def __aexit__(self, *exc):
-        self.server.close()
-        await self.server.wait_closed()
 
     async def handle(self, ws):
         headers = ws.request.headers

@@ -13,31 +13,22 @@ import time
 
 import pytest
 from websockets.asyncio.client import connect
-from websockets.asyncio.server import serve
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from tests.support import WAIT, free_port, run
+from tests.support import WAIT, LoopbackOrigin, free_port, run
 
 WINDOW = 2.0
 
 
-class CountingOrigin:
+class CountingOrigin(LoopbackOrigin):
     """Echoes every message and counts, per connection (the path), what it received."""
 
     def __init__(self, name):
+        super().__init__()
         self.name = name
-        self.port = free_port()
         self.received = {}
         self.closes = {}
         self.paths = []
-
-    async def __aenter__(self):
-        self.server = await serve(self.handle, "127.0.0.1", self.port, ping_interval=None)
-        return self
-
-    async def __aexit__(self, *exc):
-        self.server.close()
-        await self.server.wait_closed()
 
     async def handle(self, ws):
         path = ws.request.path

@@ -16,6 +16,7 @@ from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python.failure import Failure
 
 from tests.support import ROOT, TWISTD
+from tests.test_config import config_error
 from tests.test_selectors import PLUGINS_FOR_TESTS, third_party  # noqa: F401  (a fixture)
 from wsrelay.config import (
     DOMAIN_KEYS, HEALTH_KEYS, RELAY_KEYS, ConfigError, HealthConfig, Origin, load_config, parse_config,
@@ -133,11 +134,7 @@ BASE = "[domain:x.com]\norigins = a b\n"
     ("[relay]\nhealth_rise = 0\n" + BASE, "relay", "health_rise", "greater than 0"),
 ])
 def test_mistakes_name_file_section_and_key(text, section, key, words):
-    with pytest.raises(ConfigError) as caught:
-        parse_config(text, "etc/relay.ini")
-    error = caught.value
-    assert (error.path, error.section, error.key) == ("etc/relay.ini", section, key)
-    message = str(error)
+    message = config_error(text, section, key)
     assert message.startswith(f"etc/relay.ini: [{section}]") and "\n" not in message
     assert words in message
 

@@ -14,10 +14,9 @@ import subprocess
 import pytest
 from cryptography import x509
 from websockets.asyncio.client import connect
-from websockets.asyncio.server import serve
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from tests.support import ROOT, TWISTD, WAIT, free_port, run
+from tests.support import ROOT, TWISTD, WAIT, LoopbackOrigin, free_port, run
 from tests.test_tls_pki import pki  # noqa: F401  (a fixture)
 
 
@@ -35,28 +34,22 @@ def certs(pki):  # noqa: F811
     }
 
 
-class Origin:
+class Origin(LoopbackOrigin):
     """A websockets echo origin, over TLS when given a certificate; it notes requests and SNI names."""
 
     def __init__(self, issued=None):
+        super().__init__()
         self.issued = issued
-        self.port = free_port()
         self.requests = []
         self.server_names = []
-        self.server = None
 
-    async def __aenter__(self):
+    def serve_options(self):
         context = None
         if self.issued is not None:
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             context.load_cert_chain(self.issued.certificate, self.issued.key)
             context.sni_callback = lambda _obj, name, _ctx: self.server_names.append(name)
-        self.server = await serve(self.handle, "127.0.0.1", self.port, ssl=context, ping_interval=None)
-        return self
-
-    async def __aexit__(self, *exc):
-        self.server.close()
-        await self.server.wait_closed()
+        return dict(super().serve_options(), ssl=context)
 
     async def handle(self, ws):
         self.requests.append(ws.request)

@@ -8,9 +8,8 @@ import itertools
 import time
 
 from websockets.asyncio.client import connect
-from websockets.asyncio.server import serve
 
-from tests.support import WAIT, free_port
+from tests.support import WAIT, LoopbackOrigin
 
 SIZES = (0, 1, 125, 126, 65535, 65536, 200_000)
 CLOSE = 2  # a Close frame's payload: the code, no reason
@@ -25,21 +24,15 @@ def frame(payload, masked):
     return 2 + extended + (4 if masked else 0) + payload
 
 
-class EchoOrigin:
+class EchoOrigin(LoopbackOrigin):
     """Echoes every message; keeps the size of each opening handshake it saw, by request path."""
 
     def __init__(self):
-        self.port = free_port()
+        super().__init__()
         self.handshakes = {}  # path -> (request bytes, response bytes)
 
-    async def __aenter__(self):
-        self.server = await serve(self.handle, "127.0.0.1", self.port, ping_interval=None,
-                                  compression=None, max_size=None)
-        return self
-
-    async def __aexit__(self, *exc):
-        self.server.close()
-        await self.server.wait_closed()
+    def serve_options(self):
+        return dict(super().serve_options(), compression=None, max_size=None)
 
     async def handle(self, ws):
         self.handshakes[ws.request.path] = (len(ws.request.serialize()), len(ws.response.serialize()))

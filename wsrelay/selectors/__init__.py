@@ -30,6 +30,19 @@ class Handshake:
     client_address: str
 
 
+class IgnoresConnections:
+    """For selectors that choose from the handshake alone: the connection events change nothing."""
+
+    def connection_opened(self, origin):
+        pass
+
+    def connection_closed(self, origin):
+        pass
+
+    def connection_failed(self, origin, reason):
+        pass
+
+
 def installed():
     """Every ISelectorFactory on the path, by name (the first one found wins a name)."""
     from twisted.plugin import getPlugins

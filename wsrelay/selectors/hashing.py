@@ -16,6 +16,7 @@ from twisted.internet.defer import succeed
 from zope.interface import implementer
 
 from wsrelay.interfaces import ISelector
+from wsrelay.selectors import IgnoresConnections
 
 _SCALE = 1.0 / 2.0 ** 64
 
@@ -41,7 +42,7 @@ def cookie_value(header, name):
 
 
 @implementer(ISelector)
-class RendezvousHash:
+class RendezvousHash(IgnoresConnections):
     def __init__(self, origins, key):
         self._key = key
         self._ids = {origin: (str(origin).encode(), origin.weight) for origin in origins}
@@ -80,12 +81,3 @@ class RendezvousHash:
             elif second is None or s > second_score:
                 second, second_score = origin, s
         return succeed((best, second))
-
-    def connection_opened(self, origin):
-        pass
-
-    def connection_closed(self, origin):
-        pass
-
-    def connection_failed(self, origin, reason):
-        pass

@@ -4,10 +4,11 @@ from twisted.internet.defer import succeed
 from zope.interface import implementer
 
 from wsrelay.interfaces import ISelector
+from wsrelay.selectors import IgnoresConnections
 
 
 @implementer(ISelector)
-class PrimaryBackup:
+class PrimaryBackup(IgnoresConnections):
     """
     With failback on, always the first available origin in listed order, so
     traffic returns to the primary the moment it is back in rotation. With
@@ -33,12 +34,3 @@ class PrimaryBackup:
         if current == available[0]:
             return succeed(available[:2])
         return succeed((current, available[0]))
-
-    def connection_opened(self, origin):
-        pass
-
-    def connection_closed(self, origin):
-        pass
-
-    def connection_failed(self, origin, reason):
-        pass

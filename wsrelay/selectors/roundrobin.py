@@ -4,6 +4,7 @@ from twisted.internet.defer import succeed
 from zope.interface import implementer
 
 from wsrelay.interfaces import ISelector
+from wsrelay.selectors import IgnoresConnections
 
 
 def first_then_next(available, index):
@@ -14,7 +15,7 @@ def first_then_next(available, index):
 
 
 @implementer(ISelector)
-class RoundRobin:
+class RoundRobin(IgnoresConnections):
     """
     Every pick adds each available origin's weight to its running credit and
     takes the origin with the most credit, which then pays back the total.
@@ -38,12 +39,3 @@ class RoundRobin:
                 best, best_credit = index, c
         credit[available[best]] -= total
         return succeed(first_then_next(available, best))
-
-    def connection_opened(self, origin):
-        pass
-
-    def connection_closed(self, origin):
-        pass
-
-    def connection_failed(self, origin, reason):
-        pass
