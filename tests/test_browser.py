@@ -17,6 +17,8 @@ happens. Without ``chromium`` the test fails and says to run
 ``scripts/install-browser``: it is never skipped.
 """
 
+import base64
+import hashlib
 import json
 import os
 import re
@@ -28,9 +30,11 @@ import time
 from contextlib import ExitStack
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 from websockets.sync.client import connect
 
 from tests.support import ROOT, WAIT, RelayProcess, read_first_line
+from tests.test_tls_pki import pki  # noqa: F401  (a fixture)
 
 BROWSER = "chromium"
 BROWSER_START = 30.0  # seconds for a cold Chromium start on a slow 2-core machine
@@ -132,7 +136,7 @@ def start_demo(stack, tmp_path, relay_url):
     return proc, int(m.group(1))
 
 
-def start_chromium(stack, tmp_path, executable):
+def start_chromium(stack, tmp_path, executable, extra_flags=()):
     """Headless Chromium with a fresh profile; returns (process, DevTools browser URL, log path)."""
     profile = tmp_path / "chromium-profile"
     profile.mkdir()
@@ -140,7 +144,7 @@ def start_chromium(stack, tmp_path, executable):
     log = open(log_path, "wb")
     stack.callback(log.close)
     proc = subprocess.Popen(
-        [executable, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "about:blank"],
+        [executable, *CHROMIUM_FLAGS, *extra_flags, f"--user-data-dir={profile}", "about:blank"],
         cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
         start_new_session=True)
     stack.callback(stop_group, proc)
@@ -322,13 +326,18 @@ def show_logs(tmp_path, last=40):
 # ---------------------------------------------------------------------------
 
 
-def test_demo_page_in_a_real_browser_through_the_relay(tmp_path):
+def find_browser():
     browser = shutil.which(BROWSER)
     if browser is None:
         pytest.fail(
             f"'{BROWSER}' is not on PATH, and this test drives a real headless Chromium: "
             "run scripts/install-browser (as root on Debian it installs the 'chromium' package)",
             pytrace=False)
+    return browser
+
+
+def test_demo_page_in_a_real_browser_through_the_relay(tmp_path):
+    browser = find_browser()
 
     try:
         with ExitStack() as stack:
@@ -432,4 +441,66 @@ def test_demo_page_in_a_real_browser_through_the_relay(tmp_path):
                 raise AssertionError(f"chromium did not exit within {WAIT}s of Browser.close") from None
     except BaseException:
         show_logs(tmp_path)  # pytest prints them with the failure
+        raise
+
+
+def spki_pin(certificate):
+    """Chromium's --ignore-certificate-errors-spki-list form: base64 of the SHA-256 of the public key."""
+    spki = certificate.public_key().public_bytes(serialization.Encoding.DER,
+                                                 serialization.PublicFormat.SubjectPublicKeyInfo)
+    return base64.b64encode(hashlib.sha256(spki).digest()).decode("ascii")
+
+
+def test_demo_page_over_wss_in_a_real_browser(tmp_path, pki):  # noqa: F811
+    """
+    wss:// from a browser, which offers ALPN (http/1.1) on every connection:
+    the page's two sockets open through an ssl: listener serving a.test's
+    certificate, a message goes there and back, and the relay logs no failed
+    TLS handshake. Chromium reaches a.test at 127.0.0.1 and trusts that one
+    key (no certificate checks are turned off).
+    """
+    browser = find_browser()
+    issued = pki.issue("browser-a", ["a.test"])
+    try:
+        with ExitStack() as stack:
+            relay = RelayProcess(tmp_path / "relay", f"""
+                [relay]
+                listen = ssl:{{port}}:interface=127.0.0.1
+                [domain:a.test]
+                origins = 127.0.0.1:{{demo_port}}
+                origin_protocol = http
+                certificate = {issued.certificate}
+                private_key = {issued.key}
+            """)
+            relay_url = f"wss://a.test:{relay.port}"
+            _demo, demo_port = start_demo(stack, tmp_path, relay_url)
+            relay.config.write_text(relay.config.read_text().replace("{demo_port}", str(demo_port)))
+            stack.callback(relay.stop)
+            relay.start()
+
+            chromium, devtools_url, _log = start_chromium(stack, tmp_path, browser, [
+                "--host-resolver-rules=MAP a.test 127.0.0.1",
+                f"--ignore-certificate-errors-spki-list={spki_pin(issued.leaf)}",
+            ])
+            devtools = DevTools(stack.enter_context(
+                connect(devtools_url, max_size=None, open_timeout=WAIT, close_timeout=WAIT, ping_interval=None)))
+            a = Tab(devtools, "tab A")
+            a.navigate(f"http://127.0.0.1:{demo_port}/")
+            snap = a.wait_for(lambda s: connected(s, 1), "both panels open over wss://, 1 viewer")
+            assert snap["echo"]["text"] == f"open {relay_url}/echo"
+            echo_text = "over TLS \u2603"
+            a.type_into("echo-text", echo_text)
+            a.click_button("echo-form", "Send")
+            a.wait_for(lambda s: any(e["text"] == echo_text for e in s["echoLog"]), "the echo over wss://")
+            a.close()
+            lines = relay.session_lines(2)
+            assert len(lines) == 2, "\n".join(lines) or relay.log()
+            assert all(" 101 " in line and "close client=1001" in line for line in lines), lines
+            assert "TLS handshake" not in relay.log(), relay.log()
+            problems = page_problems(devtools)
+            assert not problems, "the page reported problems:\n" + "\n".join(problems)
+            devtools.call("Browser.close")
+            chromium.wait(WAIT)
+    except BaseException:
+        show_logs(tmp_path)
         raise

@@ -7,6 +7,7 @@ checks, and the service pieces on a MemoryReactorClock.
 """
 
 import re
+import time
 import sys
 
 import pytest
@@ -303,6 +304,92 @@ def test_a_client_cannot_renegotiate(pki, certs):  # noqa: F811
                 except SSL.WantReadError:
                     pass
     assert server.total_renegotiations() == 0
+
+
+def _offering(*protocols, session=None):
+    """A client context offering `protocols` by ALPN (none: no ALPN extension at all)."""
+    context = SSL.Context(SSL.TLS_METHOD)
+    if protocols:
+        context.set_alpn_protos(list(protocols))
+    return context
+
+
+@pytest.mark.parametrize("offered, selected", [
+    ((b"http/1.1",), b"http/1.1"),                  # every browser on wss://
+    ((b"h2", b"http/1.1"), b"http/1.1"),            # curl, OkHttp, URLSession: no h2 until HTTP/2 is served
+    ((b"acme-tls/1",), b""),                        # nothing the relay speaks: the handshake goes on without one
+    ((), b""),                                      # no ALPN extension (Python's ssl, websockets)
+])
+def test_alpn_offers_get_http11_or_nothing_never_an_alert_on_every_context(pki, certs, offered, selected):  # noqa: F811
+    config = config_with(pki.dir, relay=f"certificate = {certs['default'].certificate}\n"
+                                        f"private_key = {certs['default'].key}",
+                         domains=domain("a.test", certs["a"]) + domain("b.test", certs["b"]))
+    server = tls.ServerTLS(tls.CertificateMap.from_config(config))
+    for name, expected in (("a.test", "a"), ("b.test", "b"), (None, "default"), ("c.test", "default")):
+        for version in (SSL.TLS1_2_VERSION, SSL.TLS1_3_VERSION):
+            client_context = _offering(*offered)
+            client_context.set_max_proto_version(version)
+            connection = _handshake(server.initial, client_context, name)
+            assert connection.get_peer_certificate().to_cryptography() == certs[expected].leaf
+            assert connection.get_alpn_proto_negotiated() == selected, (name, version)
+
+
+def test_alpn_holds_for_a_listener_without_a_default_certificate_and_after_a_reload(pki, certs):  # noqa: F811
+    config = config_with(pki.dir, domains=domain("a.test", certs["a"]))
+    server = tls.ServerTLS(tls.CertificateMap.from_config(config))
+    assert _handshake(server.initial, _offering(b"h2", b"http/1.1"), "a.test").get_alpn_proto_negotiated() \
+        == b"http/1.1"
+    server.adopt(tls.ServerTLS(tls.CertificateMap.from_config(
+        config_with(pki.dir, domains=domain("b.test", certs["b"])))))
+    connection = _handshake(server.initial, _offering(b"http/1.1"), "b.test")
+    assert connection.get_peer_certificate().to_cryptography() == certs["b"].leaf
+    assert connection.get_alpn_proto_negotiated() == b"http/1.1"
+
+
+def test_a_client_asking_for_ocsp_stapling_is_served_without_a_staple(pki, certs):  # noqa: F811
+    config = config_with(pki.dir, domains=domain("a.test", certs["a"]))
+    server = tls.ServerTLS(tls.CertificateMap.from_config(config))
+    seen = []
+    client_context = _offering(b"http/1.1")
+    client_context.set_ocsp_client_callback(lambda connection, staple, data: seen.append(staple) or True)
+    client = SSL.Connection(client_context, None)
+    client.request_ocsp()
+    server_side = SSL.Connection(server.initial, None)
+    server_side.set_accept_state()
+    client.set_connect_state()
+    client.set_tlsext_host_name(b"a.test")
+    for _ in range(20):
+        for side in (client, server_side):
+            try:
+                side.do_handshake()
+            except SSL.WantReadError:
+                pass
+        _pump(client, server_side)
+    client.do_handshake()                      # finished: no alert
+    assert client.get_alpn_proto_negotiated() == b"http/1.1"
+    assert seen in ([], [b""])                 # no staple (OpenSSL may not call back without one)
+
+
+def test_origins_are_offered_http11_by_alpn(certs):
+    """Servers that choose their protocol by ALPN (h2-first origins) are told the origin leg speaks HTTP/1.1."""
+    offers = []
+    served = tls.load_server_certificate(str(certs["a"].certificate), str(certs["a"].key), now=time.time())
+    origin_context = tls.server_context(served)
+    origin_context.set_alpn_select_callback(lambda connection, offered: offers.append(offered) or b"http/1.1")
+    origin = SSL.Connection(origin_context, None)
+    origin.set_accept_state()
+    relay = tls.OriginTLS(verify=False).connection_creator("a.test").clientConnectionForTLS(None)
+    relay.set_connect_state()
+    for _ in range(20):
+        for side in (relay, origin):
+            try:
+                side.do_handshake()
+            except SSL.WantReadError:
+                pass
+        _pump(relay, origin)
+    relay.do_handshake()
+    assert offers == [[b"http/1.1"]]
+    assert relay.get_alpn_proto_negotiated() == b"http/1.1"
 
 
 def test_origin_certificate_problems_in_plain_words(pki, certs):  # noqa: F811

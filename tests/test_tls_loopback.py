@@ -134,6 +134,75 @@ def test_two_domains_on_one_port_each_get_their_certificate_by_sni(make_relay, p
     run(main())
 
 
+def test_clients_offering_alpn_connect_on_every_certificate_and_speak_http11(make_relay, pki, certs):  # noqa: F811
+    """What browsers (http/1.1) and HTTP stacks (h2, http/1.1) offer, with and without SNI, default and per-domain."""
+    async def main():
+        async with Origin() as origin:
+            relay = make_relay(f"""
+                [relay]
+                listen = ssl:{{port}}:interface=127.0.0.1
+                certificate = {certs['default'].certificate}
+                private_key = {certs['default'].key}
+                {domains(origin.port, ("a.test", certs["a"]))}
+                [domain:*]
+                origins = 127.0.0.1:{origin.port}
+                origin_protocol = http
+            """, start=True)
+            for offered, selected in ((["http/1.1"], "http/1.1"), (["h2", "http/1.1"], "http/1.1"),
+                                      (["acme-tls/1"], None)):
+                for name, certificate in (("a.test", "a"), (None, "default")):
+                    context = trusting(pki, check_hostname=name is not None)
+                    context.set_alpn_protocols(offered)
+                    url = f"wss://{name or '127.0.0.1'}:{relay.port}/echo"
+                    async with connect(url, host="127.0.0.1", port=relay.port, ssl=context, open_timeout=WAIT) as ws:
+                        tls_object = ws.transport.get_extra_info("ssl_object")
+                        assert tls_object.selected_alpn_protocol() == selected, (offered, name)
+                        assert peer_certificate(ws) == certs[certificate].leaf
+                        await ws.send(f"{offered} {name}")
+                        assert await ws.recv() == f"{offered} {name}"
+            assert "TLS handshake" not in relay.log(), relay.log()
+
+    run(main())
+
+
+def test_tls_sessions_resume_and_a_session_stays_with_its_name(make_relay, pki, certs):  # noqa: F811
+    """
+    A browser reconnecting resumes its TLS session (1.2 by session ID, 1.3 by
+    a stateful ticket). A TLS 1.2 session offered for another name stays
+    bound to the name it was made for (OpenSSL resumes it anyway): a request
+    for the other domain on it gets 421, never that domain's answer.
+    """
+    relay = make_relay(f"""
+        [relay]
+        listen = ssl:{{port}}:interface=127.0.0.1
+        {domains(9, ("a.test", certs["a"]), ("b.test", certs["b"]))}
+    """, start=True)
+    upgrade = ("GET / HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+               "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+
+    def ask(context, name, session=None, request="GET / HTTP/1.1\r\nHost: {}\r\n\r\n"):
+        with socket.create_connection(("127.0.0.1", relay.port), timeout=WAIT) as raw:
+            with context.wrap_socket(raw, server_hostname=name, session=session) as conn:
+                conn.sendall(request.format(name).encode())
+                head = conn.recv(4096)   # TLS 1.3 tickets arrive with the first answer
+                return head, conn.session, conn.session_reused, conn.getpeercert(binary_form=True)
+
+    for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
+        context = trusting(pki, maximum=version, minimum=version)
+        context.set_alpn_protocols(["http/1.1"])
+        head, session, reused, _ = ask(context, "a.test")
+        assert head.startswith(b"HTTP/1.1 426 ") and not reused
+        head, _, reused, der = ask(context, "a.test", session)
+        assert head.startswith(b"HTTP/1.1 426 ") and reused, version
+        assert x509.load_der_x509_certificate(der) == certs["a"].leaf
+    context = trusting(pki, maximum=ssl.TLSVersion.TLSv1_2, check_hostname=False)
+    _, session, _, _ = ask(context, "a.test")
+    head, _, reused, _ = ask(context, "b.test", session, upgrade)
+    assert not reused or head.startswith(b"HTTP/1.1 421 "), head
+    head, _, _, _ = ask(context, "b.test", None, upgrade)
+    assert head.startswith(b"HTTP/1.1 502 "), head     # b.test's own connection reaches its (absent) origin
+
+
 def test_without_a_default_certificate_no_sni_or_an_unknown_name_fails_the_handshake(make_relay, pki, certs):  # noqa: F811
     async def main():
         async with Origin() as origin:

@@ -19,6 +19,7 @@ not by an import error deep in Twisted.
 
 import datetime
 import ipaddress
+import secrets
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -44,6 +45,12 @@ OP_NO_RENEGOTIATION = 0x40000000  # SSL_OP_NO_RENEGOTIATION, for pyOpenSSL witho
 # parameters). TLS 1.3 suites are OpenSSL's, all AEAD. Origins get Twisted's
 # wider default list: an internal origin may be older than any browser.
 EDGE_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20"
+# What the relay speaks after a TLS handshake, in its order of preference
+# (RFC 7301 ALPN). Browsers offer http/1.1 on every wss:// connection, most
+# HTTP clients "h2, http/1.1"; h2 joins the list once HTTP/2 is served.
+EDGE_PROTOCOLS = (b"http/1.1",)
+ORIGIN_PROTOCOLS = (b"http/1.1",)   # offered to origins: the origin leg speaks HTTP/1.1
+SESSION_TIMEOUT = 300  # seconds a TLS session may be resumed (OpenSSL's default, nginx's ssl_session_timeout)
 
 
 class TLSUnavailable(Exception):
@@ -376,6 +383,42 @@ def policy_context(min_version="1.2", ciphers=EDGE_CIPHERS):
     return context
 
 
+def select_protocol(offered, spoken=EDGE_PROTOCOLS):
+    """
+    ALPN: the first protocol in `spoken` (the relay's preference) that the
+    client `offered`, or None when they share none; then the handshake goes
+    on without a protocol (RFC 7301 section 3.2 allows it, and clients that
+    offered http/1.1 among others still speak it).
+    """
+    for protocol in spoken:
+        if protocol in offered:
+            return protocol
+    return None
+
+
+def _alpn_select(connection, offered):
+    # Twisted's CertificateOptions installs a callback answering b"" when it has
+    # no acceptableProtocols, which OpenSSL 3 turns into an internal_error alert
+    # for every client offering ALPN (every browser): this one replaces it.
+    return select_protocol(offered) or SSL.NO_OVERLAPPING_PROTOCOLS
+
+
+def edge_context(context, session_id):
+    """
+    Give a server context what every context of a TLS listener must share,
+    the one the SNI callback switches to included (OpenSSL reads the ALPN
+    callback and the session settings from the context in use): ALPN, and
+    resumption of TLS sessions from a server-side cache under one session ID
+    context, so that a browser reconnecting resumes instead of doing a full
+    handshake. Session tickets stay off (no long-lived ticket key to protect).
+    """
+    context.set_alpn_select_callback(_alpn_select)
+    context.set_session_id(session_id)
+    context.set_session_cache_mode(SSL.SESS_CACHE_SERVER)
+    context.set_timeout(SESSION_TIMEOUT)
+    return context
+
+
 def _use_certificate(context, certificate):
     try:  # pyOpenSSL >= 24.3 takes cryptography's objects (and deprecates its own)
         context.use_certificate(certificate.leaf)
@@ -407,9 +450,11 @@ class ServerTLS:
 
     def __init__(self, certificates, min_version="1.2"):
         self.certificates = certificates
-        self.contexts = {c: server_context(c, min_version) for c in certificates.all()}
+        session_id = secrets.token_hex(8).encode("ascii")
+        self.contexts = {c: edge_context(server_context(c, min_version), session_id) for c in certificates.all()}
         default = certificates.default
-        self.initial = self.contexts[default] if default is not None else policy_context(min_version)
+        self.initial = self.contexts[default] if default is not None \
+            else edge_context(policy_context(min_version), session_id)
         self.initial.set_tlsext_servername_callback(self._server_name)
 
     def adopt(self, other):
@@ -526,6 +571,7 @@ class OriginTLS:
     def __init__(self, ca_certificates=None, verify=True):
         self.verify = verify
         self.context = policy_context("1.2", ciphers=None)
+        self.context.set_alpn_protos(list(ORIGIN_PROTOCOLS))
         if verify:
             if ca_certificates is None:
                 self.context.set_default_verify_paths()
