@@ -101,6 +101,19 @@ class _Leg:
 
     _registered = False
 
+    # What Autobahn keeps of the opening handshake; nothing reads it once the session is open.
+    _HANDSHAKE_LEFTOVERS = (
+        "http_request_data", "http_headers", "http_request_params", "http_response_data", "http_status_line",
+        "http_request_uri", "http_request_path", "http_request_host", "websocket_origin", "websocket_protocols",
+        "websocket_extensions", "_wskey", "websocket_key", "_request", "_client_open")
+
+    def drop_handshake(self):
+        """Let go of the handshake's bytes and headers for the rest of the session (memory per idle session)."""
+        attrs = self.__dict__
+        for name in self._HANDSHAKE_LEFTOVERS:
+            if name in attrs:
+                attrs[name] = None
+
     def registerProducer(self, producer, streaming):
         self.transport.registerProducer(producer, streaming)
         self._registered = True
