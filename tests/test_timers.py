@@ -162,3 +162,17 @@ def test_heartbeat_and_idle_timer_run_on_the_wheel():
     assert dead == [15]
     clock.pump([1] * 15)
     assert idle == [30]
+
+
+def test_wheel_with_every_timer_cancelled_leaves_no_reactor_timer():
+    clock = MemoryReactorClock()
+    wheel = TimerWheel(clock, tick=1.0)
+    timers = [wheel.callLater(delay, lambda: None) for delay in (5, 60, 60)]
+    for timer in timers:
+        timer.cancel()
+    timers[0].cancel()                                # twice: counted once
+    assert wheel.pending() == 0 and clock.getDelayedCalls() == []
+    fired = []
+    wheel.callLater(2, fired.append, 1)               # and it starts again from there
+    clock.advance(2)
+    assert fired == [1] and clock.getDelayedCalls() == []

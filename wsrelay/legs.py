@@ -10,7 +10,7 @@ control frames for that leg (pongs, pings, close) wait until it ends.
 """
 
 from autobahn.twisted.websocket import WebSocketClientProtocol, WebSocketServerProtocol
-from autobahn.websocket.protocol import WebSocketProtocol
+from autobahn.websocket.protocol import TrafficStats, WebSocketProtocol
 from autobahn.websocket.types import ConnectionDeny
 from autobahn.websocket.xormasker import create_xor_masker
 from OpenSSL.SSL import Error as SSLError
@@ -57,6 +57,29 @@ def _unmask(payload, key):
 UPGRADE_TEXT = "This is a WebSocket relay: connect with a WebSocket client (Upgrade: websocket)."
 
 
+# Memory per session (bench/README.md). Autobahn copies its options from the
+# factory into every protocol and keeps some forty more attributes that stay
+# None/False for most of a session: an 80-entry dict per leg. The legs read the
+# options from their factory instead (__getattr__), and once a session is open
+# (compact) an attribute still at its usual value lives on the class.
+_OPTIONS = frozenset(WebSocketProtocol.CONFIG_ATTRS_COMMON + WebSocketProtocol.CONFIG_ATTRS_SERVER
+                     + WebSocketProtocol.CONFIG_ATTRS_CLIENT)
+_HANDSHAKE_LEFTOVERS = (
+    "http_request_data", "http_headers", "http_request_params", "http_response_data", "http_status_line",
+    "http_request_uri", "http_request_path", "http_request_host", "websocket_origin", "websocket_protocols",
+    "websocket_extensions", "_wskey", "websocket_key", "_request", "_client_open", "_head_timer")
+_AT_REST = dict.fromkeys(_HANDSHAKE_LEFTOVERS + (
+    "trackedTimings", "_perMessageCompress", "wasNotCleanReason", "localCloseCode", "localCloseReason",
+    "remoteCloseCode", "remoteCloseReason", "openHandshakeTimeoutCall", "closeHandshakeTimeoutCall",
+    "autoPingTimeoutCall", "autoPingPendingCall", "autoPingPending", "autoPingPendingSeq",
+    "autoPingPendingSent", "current_frame", "websocket_protocol_in_use"), None)
+_AT_REST.update(dict.fromkeys((
+    "triggered", "wasMaxFramePayloadSizeExceeded", "wasMaxMessagePayloadSizeExceeded", "closedByMe",
+    "failedByMe", "droppedByMe", "wasClean", "wasServerConnectionDropTimeout", "wasOpenHandshakeTimeout",
+    "wasCloseHandshakeTimeout", "wasServingFlashSocketPolicyFile", "inside_message", "_awaiting_origin",
+    "_registered"), False))
+
+
 class Refused(ConnectionDeny):
     """A handshake refusal with an HTTP status and optional response headers."""
 
@@ -99,20 +122,30 @@ class _Leg:
         if type(transport) in _PLAIN_TCP and not transport.TLS:
             self._sock = transport.socket
 
-    _registered = False
+    def __getattr__(self, name):
+        """Autobahn's options, read from the factory rather than copied into every leg."""
+        if name in _OPTIONS:
+            factory = self.__dict__.get("factory")
+            if factory is not None:
+                return getattr(factory, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
-    # What Autobahn keeps of the opening handshake; nothing reads it once the session is open.
-    _HANDSHAKE_LEFTOVERS = (
-        "http_request_data", "http_headers", "http_request_params", "http_response_data", "http_status_line",
-        "http_request_uri", "http_request_path", "http_request_host", "websocket_origin", "websocket_protocols",
-        "websocket_extensions", "_wskey", "websocket_key", "_request", "_client_open")
-
-    def drop_handshake(self):
-        """Let go of the handshake's bytes and headers for the rest of the session (memory per idle session)."""
-        attrs = self.__dict__
-        for name in self._HANDSHAKE_LEFTOVERS:
-            if name in attrs:
-                attrs[name] = None
+    def compact(self):
+        """
+        The session is open: let go of the handshake's bytes and headers, and
+        keep in this leg's own dict only what differs from the class's values
+        (a fresh, small dict: a dict never shrinks by itself).
+        """
+        keep = {}
+        for name, value in self.__dict__.items():
+            if name in _AT_REST and (name in _HANDSHAKE_LEFTOVERS or value is _AT_REST[name]):
+                continue
+            if name == "send_queue" and not value:  # only Autobahn's sendData (replaced here) queues
+                continue
+            if name == "trafficStats":              # nobody reads Autobahn's; the legs count their own
+                continue
+            keep[name] = value
+        self.__dict__ = keep
 
     def registerProducer(self, producer, streaming):
         self.transport.registerProducer(producer, streaming)
@@ -433,6 +466,14 @@ class _Leg:
         self._connectionLost(reason)
         if self.session is not None and self.joined:
             self.session.leg_lost(self.side)
+
+
+for _name, _value in _AT_REST.items():
+    if not hasattr(_Leg, _name):
+        setattr(_Leg, _name, _value)
+_Leg.send_queue = ()                # empty: nothing is ever queued (see compact)
+_Leg.trafficStats = TrafficStats()  # one sink for every compacted leg's (unread) statistics
+del _name, _value
 
 
 class ClientLeg(_Leg, WebSocketServerProtocol):

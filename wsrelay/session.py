@@ -83,8 +83,8 @@ class Session:
             beat.start()
         self.relay.session_opened(self)
         origin.client_opened()
-        client.drop_handshake()
-        origin.drop_handshake()
+        client.compact()
+        origin.compact()
 
     def _leg_dead(self, index):
         self.leg_event(("client", "origin")[index], PEER_DEAD)

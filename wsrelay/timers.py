@@ -120,17 +120,20 @@ _EPSILON = 1e-6  # of a tick: sums of float seconds (0.4 + 0.2) land on the tick
 class _Timer:
     """One wheel entry: a callable until it fires or is cancelled."""
 
-    __slots__ = ("call", "args")
+    __slots__ = ("call", "args", "wheel")
 
-    def __init__(self, call, args):
+    def __init__(self, call, args, wheel):
         self.call = call
         self.args = args
+        self.wheel = wheel
 
     def active(self):
         return self.call is not None
 
     def cancel(self):
-        self.call = self.args = None
+        if self.call is not None:
+            self.call = self.args = None
+            self.wheel._cancelled()
 
 
 class TimerWheel:
@@ -146,7 +149,7 @@ class TimerWheel:
     until that tick.
     """
 
-    __slots__ = ("_clock", "_tick", "_slots", "_due", "_wake", "_wake_at", "_running", "seconds")
+    __slots__ = ("_clock", "_tick", "_slots", "_due", "_wake", "_wake_at", "_running", "_live", "seconds")
 
     def __init__(self, clock, tick=0.1):
         self._clock = clock
@@ -156,10 +159,12 @@ class TimerWheel:
         self._wake = None       # the one DelayedCall, for the earliest tick with timers
         self._wake_at = None
         self._running = False
+        self._live = 0          # timers neither fired nor cancelled: at 0 the reactor timer goes too
         self.seconds = clock.seconds
 
     def callLater(self, delay, call, *args):
-        timer = _Timer(call, args)
+        timer = _Timer(call, args, self)
+        self._live += 1
         slot = math.ceil((self._clock.seconds() + delay) / self._tick - _EPSILON)  # never early
         timers = self._slots.get(slot)
         if timers is None:
@@ -173,7 +178,12 @@ class TimerWheel:
 
     def pending(self):
         """Timers not yet fired nor cancelled."""
-        return sum(1 for timers in self._slots.values() for t in timers if t.call is not None)
+        return self._live
+
+    def _cancelled(self):
+        self._live -= 1
+        if self._live == 0 and not self._running:
+            self._forget()
 
     def _schedule(self, slot):
         if self._wake is not None and self._wake.active():
@@ -193,17 +203,25 @@ class TimerWheel:
                     if call is not None:
                         args = timer.args
                         timer.call = timer.args = None
+                        self._live -= 1
                         call(*args)
         finally:
             self._running = False
-            if due:
+            if self._live == 0:
+                self._forget()
+            elif due:
                 self._schedule(due[0])
 
     def stop(self):
         """Forget every timer (the relay is gone)."""
         for timers in self._slots.values():
             for timer in timers:
-                timer.cancel()
+                timer.call = timer.args = None
+        self._live = 0
+        self._forget()
+
+    def _forget(self):
+        """No live timer left: no slots, no reactor timer."""
         self._slots.clear()
         self._due.clear()
         if self._wake is not None and self._wake.active():

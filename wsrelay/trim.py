@@ -13,8 +13,17 @@ import ctypes
 import ctypes.util
 
 
+_trim = []
+
+
 def glibc_malloc_trim():
-    """libc's malloc_trim, or None (musl, macOS, no libc found)."""
+    """libc's malloc_trim, or None (musl, macOS, no libc found); looked up once per process."""
+    if not _trim:
+        _trim.append(_find_malloc_trim())
+    return _trim[0]
+
+
+def _find_malloc_trim():
     try:
         trim = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
     except (OSError, AttributeError):
