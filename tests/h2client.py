@@ -52,6 +52,7 @@ class H2Client:
         self.conn = H2Connection(H2Configuration(client_side=True, header_encoding=None))
         self.streams = {}
         self.terminated = None      # the ConnectionTerminated event (GOAWAY) from the server
+        self.error = None           # what h2 raised on the server's bytes, if it did
         self.closed = asyncio.Event()
         self.settings = asyncio.Event()
         self.reader = self.writer = None
@@ -93,6 +94,8 @@ class H2Client:
                 self.flush()
         except (ConnectionError, OSError):
             pass
+        except Exception as e:  # h2 refusing what the server sent: the test reads self.error
+            self.error = e
         finally:
             self.closed.set()
             for stream in self.streams.values():

@@ -11,7 +11,7 @@ Other requests are answered by the relay itself (404, 421, 426), as over
 HTTP/1.1.
 
 What one client may cost is bounded: streams at once
-(max_concurrent_streams, refused past it), header lists (MAX_HEADER_LIST,
+(max_concurrent_streams; h2 ends a connection that opens more), header lists (MAX_HEADER_LIST,
 HPACK bombs end the connection), flow-control windows per stream, and
 floods of resets (CVE-2023-44487), SETTINGS and PING frames, each
 answered with GOAWAY ENHANCE_YOUR_CALM.
@@ -41,6 +41,7 @@ log = Logger(namespace="wsrelay.h2edge")
 
 MAX_HEADER_LIST = MAX_HEAD      # SETTINGS_MAX_HEADER_LIST_SIZE: the HTTP/1.1 head limit (431 there)
 STREAM_WINDOW = 65535           # each stream's receive window (RFC 9113's initial value)
+CLOSE_GRACE = 2.0               # seconds a closed connection's client has to end TLS before it is dropped
 IDLE_TIMEOUT = 75.0             # seconds an HTTP/2 connection with no stream open is kept (nginx's keepalive_timeout)
 FLOOD_INTERVAL = 10.0           # seconds over which the flood counters below run
 MAX_PINGS = 100                 # PING frames per FLOOD_INTERVAL
@@ -176,11 +177,19 @@ class H2Edge(Protocol):
             safe(self.conn.close_connection, code)
         log.info("HTTP/2 connection from {peer} closed: {why}", peer=_peer(self.transport), why=why)
         self._write()
+        for stream in list(self.streams.values()):  # their legs end now, as if the client had left
+            stream.reset(error.ConnectionLost(f"HTTP/2 connection closed: {why}"))
+        # The TLS layer closes only once no producer is registered; a client that
+        # never answers its close_notify is dropped CLOSE_GRACE later.
+        self.transport.unregisterProducer()
         self.transport.loseConnection()
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = self.clock.callLater(CLOSE_GRACE, self.transport.abortConnection)
 
     def _idle(self):
         self._timer = None
-        if not self.streams:
+        if not self.streams and not self.closing:
             self._close("idle", ErrorCodes.NO_ERROR)
 
     def _flooded(self, kind):
@@ -276,10 +285,6 @@ class H2Edge(Protocol):
                 self._timer.cancel()
             self._timer = None
         stream_id = event.stream_id
-        if len(self.streams) >= self.max_streams:
-            self.reset_stream(stream_id, ErrorCodes.REFUSED_STREAM)
-            self._flooded("resets")
-            return
         pseudo, regular = {}, []
         for name, value in event.headers:
             if name.startswith(b":"):
