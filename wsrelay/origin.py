@@ -1,8 +1,10 @@
 """
 Dialling the origin for one handshake: the origins the domain's route
 chooses, the endpoint (TLS with SNI and a checked certificate for https),
-the deadline, the one retry on a failed connect, the HTTP status the client
-gets when it fails, and what the route hears about each attempt (opened, or
+the deadline, the one retry on the next origin (after a failed connect, or
+when the origin closed or reset the connection before sending a byte: an
+upgrade GET is idempotent, like nginx's `proxy_next_upstream error`), the
+HTTP status the client gets when it fails, and what the route hears about each attempt (opened, or
 failed) for its selector and its health board.
 """
 
@@ -131,6 +133,7 @@ class OriginDial:
             self._fail(503, "no origin available")
 
     def _attempt(self, index):
+        self._index = index
         origin = self.candidates[index]
         key = new_key()
         offers = origin_offers() if self.domain.origin_compression else []
@@ -224,14 +227,35 @@ class OriginDial:
             self._tls_failed(log.warn, f"certificate refused: {failure.value}",
                              "the origin's TLS certificate was refused")
         elif (why := tls_handshake_problem(failure)) is not None:
-            self._tls_failed(log.info, why, "the TLS handshake with the origin failed")
+            self._tls_failed(log.info, why, "the TLS handshake with the origin failed", retry=True)
         else:
-            self.route.failed(self._origin, "closed the connection during the handshake")
+            how = "reset" if failure.check(error.ConnectionLost) else "closed"
+            why = f"{how} the connection during the handshake"
+            if self._retried(why):
+                return
+            self.route.failed(self._origin, why)
             self._fail(502, "the origin closed the connection during the handshake")
 
-    def _tls_failed(self, emit, why, reason):
+    def _retried(self, why):
+        """
+        Try the next candidate when this origin sent nothing at all (so nothing of
+        its answer can have reached the client): True if a retry was started.
+        """
+        leg = self._leg
+        if self._index + 1 >= len(self.candidates) or (leg.counters is not None and leg.counters.bytes_in):
+            return False
+        log.info("origin {origin} for {domain}: {why} before sending a byte; trying {next}",
+                 origin=str(self._origin), domain=self.domain.name, why=why,
+                 next=str(self.candidates[self._index + 1]))
+        self.route.failed(self._origin, why)
+        self._attempt(self._index + 1)
+        return True
+
+    def _tls_failed(self, emit, why, reason, retry=False):
         emit("origin {origin} for {domain} ({server_name}): {why}", origin=str(self._origin),
              domain=self.domain.name, server_name=self.server_name, why=why)
+        if retry and self._retried(why):
+            return
         self.route.failed(self._origin, why)
         self._fail(502, reason)
 
