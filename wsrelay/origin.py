@@ -8,6 +8,7 @@ HTTP status the client gets when it fails, and what the route hears about each a
 failed) for its selector and its health board.
 """
 
+import errno
 import ipaddress
 
 from twisted.internet import defer, error
@@ -26,6 +27,13 @@ from wsrelay.selectors import Handshake
 from wsrelay.tls import OriginCertificateError, check_server_name, origin_server_name, tls_handshake_problem
 
 log = Logger(namespace="wsrelay.origin")
+
+# A deadline that fires this many seconds late says the relay's own event loop was
+# too busy to judge the origin: such a timeout does not count against its health.
+LATE = 0.25
+# Connect errors that are the relay's own (out of descriptors, memory or ports),
+# not the origin's: they do not count against its health either.
+RELAY_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM, errno.EADDRNOTAVAIL})
 
 
 def origin_endpoint(reactor, origin, scheme, timeout, sni=None, tls=None):
@@ -149,6 +157,8 @@ class OriginDial:
         self._leg, self._origin = leg, origin
         timeout = self.relay.config.origin_connect_timeout
         self._timed_out = False
+        self._grace = False
+        self._deadline_at = self.relay.reactor.seconds() + timeout
         self._timer = self.relay.reactor.callLater(timeout, self._deadline)
         endpoint = self.relay.origin_endpoint(origin, self.scheme, timeout, self.domain, self.server_name)
         self._connecting = endpoint.connect(_LegFactory(leg))
@@ -156,6 +166,12 @@ class OriginDial:
 
     def _deadline(self):
         self._timer = None
+        if not self._grace:
+            # One more turn of the event loop first: a busy reactor runs its timers
+            # before it reads, so an answer already received would be lost to a timeout.
+            self._grace = True
+            self._timer = self.relay.reactor.callLater(0, self._deadline)
+            return
         self._timed_out = True
         if self._connecting is not None:
             self._connecting.cancel()
@@ -176,13 +192,20 @@ class OriginDial:
         self._stop_timer()
         if self._cancelled:
             return
-        why = "timed out" if self._timed_out else failure.getErrorMessage()
+        timed_out = self._timed_out or failure.check(error.TimeoutError)
+        why = "timed out" if timed_out else failure.getErrorMessage()
         log.info("origin {origin} for {domain}: connect failed ({why})",
                  origin=str(self._origin), domain=self.domain.name, why=why)
-        self.route.failed(self._origin, f"connect {why}")
+        if timed_out:
+            self._judge_timeout(f"connect {why}")
+        elif failure.check(error.ConnectBindError) or (
+                failure.check(error.ConnectError) and failure.value.osError in RELAY_ERRNOS):
+            self.route.failed_here(self._origin, f"connect {why}")
+        else:
+            self.route.failed(self._origin, f"connect {why}")
         if index + 1 < len(self.candidates):
             self._attempt(index + 1)
-        elif self._timed_out or failure.check(error.TimeoutError):
+        elif timed_out:
             self._fail(504, "the origin did not answer in time")
         else:
             self._fail(502, "the origin refused the connection")
@@ -208,7 +231,7 @@ class OriginDial:
             return
         leg = self._leg
         if self._timed_out:
-            self.route.failed(self._origin, "no handshake answer in time")
+            self._judge_timeout("no handshake answer in time")
             self._fail(504, "the origin did not finish its handshake in time")
         elif leg.refusal is not None:
             status, reason = leg.refusal
@@ -235,6 +258,16 @@ class OriginDial:
                 return
             self.route.failed(self._origin, why)
             self._fail(502, "the origin closed the connection during the handshake")
+
+    def _judge_timeout(self, why):
+        """A timeout counts against the origin unless the relay itself was too late to judge it."""
+        late = self.relay.reactor.seconds() - self._deadline_at
+        if late > LATE:
+            log.info("origin {origin} for {domain}: {why}, not counted against it: the relay's event loop "
+                     "was {late:.2f}s late", origin=str(self._origin), domain=self.domain.name, why=why, late=late)
+            self.route.failed_here(self._origin, why)
+        else:
+            self.route.failed(self._origin, why)
 
     def _retried(self, why):
         """
