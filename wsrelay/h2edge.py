@@ -274,6 +274,9 @@ class H2Edge(Protocol):
         if self.streams.get(stream.stream_id) is stream:
             del self.streams[stream.stream_id]
         self._dirty.pop(stream, None)
+        self._arm_idle()
+
+    def _arm_idle(self):
         if not self.streams and not self.closing and self._timer is None:
             self._timer = self.clock.callLater(IDLE_TIMEOUT, self._idle)
 
@@ -298,6 +301,7 @@ class H2Edge(Protocol):
             head = upgrade_head(pseudo.get(b":path", b"/"), authority, regular)
             if head is None:
                 self._answer(stream_id, 400, "bad request header field", event.stream_ended)
+                self._arm_idle()
                 return
             self._websocket(stream_id, head, server_name, event.stream_ended)
             return
@@ -316,6 +320,7 @@ class H2Edge(Protocol):
             else:
                 status, text = 426, UPGRADE_TEXT
         self._answer(stream_id, status, text, event.stream_ended, head_only=method == b"HEAD")
+        self._arm_idle()
         log.info("{client_ip} {domain} \"{method} {path}\" {status} h2", client_ip=_peer(self.transport),
                  domain=domain.name if domain else None, method=method.decode("latin-1"),
                  path=pseudo.get(b":path", b"").decode("latin-1"), status=status, protocol="h2")
