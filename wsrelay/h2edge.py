@@ -308,6 +308,11 @@ class H2Edge(Protocol):
         config = self.relay.config
         host = authority.decode("latin-1")
         domain = config.domain_for(host)
+        if method != b"CONNECT" and getattr(domain, "http", False):  # HTTP pass-through (http = on)
+            from wsrelay.h2http import proxy_request
+
+            proxy_request(self, stream_id, server_name, pseudo, regular, event.stream_ended)
+            return
         if domain is None:
             status, text = 404, "no such domain on this relay"
         else:
@@ -417,6 +422,10 @@ class H2Edge(Protocol):
         StreamReset: _on_reset, WindowUpdated: _on_window, RemoteSettingsChanged: _on_settings,
         PingReceived: _on_ping, ConnectionTerminated: _on_goaway,
     }
+
+
+    def peer_host(self):
+        return _peer(self.transport)
 
 
 def _peer(transport):

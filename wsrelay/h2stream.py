@@ -84,7 +84,7 @@ class StreamTransport:
     # -- what the edge tells the stream -------------------------------------------
 
     def data_received(self, data, flow_length):
-        if self.lost:
+        if self.lost or self.protocol is None:
             self.edge.acknowledge(self.stream_id, flow_length)
             return
         if self._paused or self._in:
@@ -97,7 +97,11 @@ class StreamTransport:
         """The client ended its side (END_STREAM): the byte stream's end, once what it sent is read."""
         self._remote_ended = True
         if not self._in:
-            self.loseConnection()
+            self.input_ended()
+
+    def input_ended(self):
+        """Everything the client sent on the stream was read: for a WebSocket, the end of its byte stream."""
+        self.loseConnection()
 
     def reset(self, reason):
         """The stream is gone (RST_STREAM, or the whole connection): nothing more goes either way."""
@@ -176,6 +180,10 @@ class StreamTransport:
         self.edge.schedule(self)
 
     def abortConnection(self):
+        self.abort_with(ErrorCodes.CANCEL)
+
+    def abort_with(self, code):
+        """Reset the stream with `code`; the protocol hears of it as of a dropped connection."""
         if self.lost:
             return
         self.disconnecting = True
@@ -183,7 +191,7 @@ class StreamTransport:
             self.ended = True
             self._out.clear()
             self._out_size = 0
-            self.edge.reset_stream(self.stream_id, ErrorCodes.CANCEL)
+            self.edge.reset_stream(self.stream_id, code)
         self.edge.later(self._lost, error.ConnectionAborted("the stream was reset by the relay"))
 
     def _lost(self, reason):
@@ -214,10 +222,11 @@ class StreamTransport:
         self._paused = False
         while self._in and not self._paused and not self.lost:
             data, flow_length = self._in.popleft()
-            self.protocol.dataReceived(data)
+            if self.protocol is not None:
+                self.protocol.dataReceived(data)
             self.edge.acknowledge(self.stream_id, flow_length)
-        if not self._in and self._remote_ended:
-            self.loseConnection()
+        if not self._in and self._remote_ended and not self.lost:
+            self.input_ended()
 
     def stopProducing(self):
         self.abortConnection()
