@@ -129,7 +129,8 @@ class H2Client:
             if stream.websocket is not None:
                 stream.websocket.ended()
         elif isinstance(event, WindowUpdated):
-            pass
+            for waiting in self.streams.values():   # a sender may go on
+                waiting.poke()
         if stream is not None:
             stream.poke()
 
@@ -153,11 +154,33 @@ class H2Client:
         self.flush()
         return stream
 
-    async def request(self, authority, path="/", method="GET"):
-        stream = self.open([(b":method", method.encode()), (b":scheme", b"https"),
-                            (b":authority", authority.encode()), (b":path", path.encode())], end_stream=True)
+    async def request(self, authority, path="/", method="GET", body=None, headers=()):
+        head = [(b":method", method.encode()), (b":scheme", b"https"),
+                (b":authority", authority.encode()), (b":path", path.encode()), *headers]
+        stream = self.open(head, end_stream=body is None)
+        if body is not None:
+            await self.send_body(stream, body)
         await self.wait_for(stream, lambda: stream.ended or stream.reset is not None, f"an answer to {path}")
         return stream
+
+    async def send_body(self, stream, body, end=True):
+        """Send `body` on the stream as the server's windows allow (bounded wait), then END_STREAM."""
+        view = memoryview(body)
+        while view:
+            window = min(self.conn.local_flow_control_window(stream.stream_id), self.conn.max_outbound_frame_size)
+            if window <= 0:
+                await self.wait_for(stream, lambda: stream.reset is not None or
+                                    self.conn.local_flow_control_window(stream.stream_id) > 0, "a window to send in")
+                if stream.reset is not None:
+                    return
+                continue
+            self.conn.send_data(stream.stream_id, bytes(view[:window]))
+            view = view[window:]
+            self.flush()
+            await self.writer.drain()
+        if end:
+            self.conn.end_stream(stream.stream_id)
+            self.flush()
 
     async def websocket(self, authority, path="/", extensions=None, subprotocols=None, extra=(), stalled=False):
         ws = H2WebSocket(self, authority, path, extensions, subprotocols)

@@ -332,7 +332,8 @@ class H2Edge(Protocol):
 
     def _websocket(self, stream_id, head, server_name, ended):
         stream = StreamTransport(self, stream_id, server_name)
-        leg = self.factory.buildProtocol(self.addr)
+        build = getattr(self.factory, "build_leg", None) or self.factory.buildProtocol  # a ClientLeg, always
+        leg = build(self.addr)
         stream.protocol = leg
         self.streams[stream_id] = stream
         leg.makeConnection(stream)
