@@ -7,6 +7,7 @@ section and the key, so an operator can fix it from one line of output.
 """
 
 import configparser
+import difflib
 import ipaddress
 import os
 import re
@@ -281,6 +282,12 @@ DOMAIN_KEYS = {
 } | set(DOMAIN_OVERRIDES) | HEALTH_KEYS | TLS_KEYS | set(ORIGIN_TLS_KEYS)
 
 
+def _did_you_mean(key, known):
+    """'; did you mean X?' for a misspelt key close to one of `known`, else ''."""
+    close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.75)
+    return f"; did you mean {close[0]}?" if close else ""
+
+
 class _Reader:
     """Typed access to one section, raising ConfigError with file/section/key."""
 
@@ -486,7 +493,8 @@ def _selector_sections(path, parser, factories):
         for key in reader.section:
             if key not in factory.options:
                 known = ", ".join(sorted(factory.options)) or "none"
-                reader.fail(key, f"unknown key (the options of {selector} are: {known})")
+                reader.fail(key, f"unknown key (the options of {selector} are: {known})"
+                                 + _did_you_mean(key, factory.options))
         sections[selector] = reader
     return sections
 
@@ -717,7 +725,7 @@ def parse_config(text, path="<string>", now=None):
         if key not in RELAY_KEYS:
             owners = sorted(n for n, f in factories.items() if key in f.options)
             hint = f" (an option of selector {owners[0]}: set it in [selector:{owners[0]}])" if owners else ""
-            relay.fail(key, "unknown key" + hint)
+            relay.fail(key, "unknown key" + (hint or _did_you_mean(key, RELAY_KEYS)))
 
     base = DomainConfig(
         name="*",
@@ -763,7 +771,7 @@ def parse_config(text, path="<string>", now=None):
             if key not in DOMAIN_KEYS and key not in factory.options:
                 owners = sorted(n for n, f in factories.items() if key in f.options)
                 hint = f" (an option of selector {', '.join(owners)}; this domain uses {factory.name})"
-                reader.fail(key, "unknown key" + (hint if owners else ""))
+                reader.fail(key, "unknown key" + (hint if owners else _did_you_mean(key, DOMAIN_KEYS | set(factory.options))))
         websocket = reader.boolean("websocket", True)
         origins = _parse_origins(reader, "origins")
         if websocket and not origins:
@@ -916,7 +924,8 @@ def _parse_accounting(path, parser, relay):
     for key in section.section:
         if key not in ACCOUNTING_KEYS and key not in factory.options:
             known = ", ".join(sorted(ACCOUNTING_KEYS | set(factory.options)))
-            section.fail(key, f"unknown key (with accounting = {name}: {known})")
+            section.fail(key, f"unknown key (with accounting = {name}: {known})"
+                              + _did_you_mean(key, ACCOUNTING_KEYS | set(factory.options)))
     try:
         options = factory.parse_options({k: section.raw(k) for k in section.section if k in factory.options},
                                         os.path.dirname(path))
