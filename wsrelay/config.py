@@ -100,6 +100,7 @@ class DomainConfig:
     origin_verify: bool = True
     origin_sni: str | None = None
     billing: BillingSettings = BillingSettings()  # how its traffic is billed (the usage report)
+    http2: bool = False           # ssl: listeners offer h2 (ALPN) to clients asking for this name (SNI)
 
     def origin_scheme(self, client_scheme):
         """'http' or 'https' towards the origin, given the client's own scheme."""
@@ -161,6 +162,13 @@ class RelayConfig:
     max_ping_rate: float = 10.0   # pings per second a peer may send on a leg; 0: no limit
     workers: int = 1              # relay processes sharing the listeners (auto: the CPUs this process may use)
     accounting: object = None     # AccountingSettings; None: accounting = off
+    http2: bool = False           # h2 offered by ALPN on ssl: listeners (the domains' default; no SNI)
+    max_concurrent_streams: int = 100  # HTTP/2 streams open at once on one client connection
+
+    def http2_for(self, server_name):
+        """Whether a TLS client asking for `server_name` (SNI; None: none sent) is offered h2."""
+        domain = self.domain_for(server_name) if server_name else None
+        return domain.http2 if domain is not None else self.http2
 
     def each_domain(self):
         """Every DomainConfig: exact names, wildcards, then the catch-all."""
@@ -260,7 +268,7 @@ RELAY_KEYS = {
     "origin_gone_close_code", "trusted_proxies", "selector", "tls_min_version",
     "drain_window", "drain_timeout", "max_connections", "max_connections_per_ip",
     "handshake_rate_per_ip", "handshake_rate", "max_ping_rate", "workers",
-    "accounting", "geoip_city_db", "geoip_asn_db",
+    "accounting", "geoip_city_db", "geoip_asn_db", "http2", "max_concurrent_streams",
 } | HEALTH_KEYS | TLS_KEYS | {"billing", "billing_cycle", "price_tiers"}
 ACCOUNTING_KEYS = {"flush_interval", "node_id", "retention_5m", "retention_1h", "retention_1d",
                    "admin", "admin_token_file"}
@@ -270,7 +278,7 @@ ORIGIN_TLS_KEYS = ("origin_ca", "origin_verify", "origin_sni")
 DOMAIN_KEYS = {
     "websocket", "origins", "origin_protocol", "origin_host", "allowed_origins",
     "compression", "origin_compression", "selector", "max_connections",
-    "billing", "billing_cycle", "price_tiers", "plans",
+    "billing", "billing_cycle", "price_tiers", "plans", "http2",
 } | set(DOMAIN_OVERRIDES) | HEALTH_KEYS | TLS_KEYS | set(ORIGIN_TLS_KEYS)
 
 
@@ -744,6 +752,7 @@ def parse_config(text, path="<string>", now=None):
                                          relay.raw("selector") or DEFAULT_SELECTOR)
     base_health = _parse_health(relay, HealthConfig())
     base_billing = _parse_billing(relay, BillingSettings())
+    http2 = relay.boolean("http2", False)
     selector_sections = _selector_sections(path, parser, factories)
     tls_min_version = relay.choice("tls_min_version", "1.2", tls.MIN_VERSIONS)
     loaded, bundles = {}, {}
@@ -795,6 +804,7 @@ def parse_config(text, path="<string>", now=None):
             origin_verify=reader.boolean("origin_verify", True),
             origin_sni=_server_name(reader, "origin_sni"),
             billing=_parse_billing(reader, base_billing),
+            http2=reader.boolean("http2", http2),
         )
         if websocket:
             in_use[factory.name] = factory
@@ -868,6 +878,8 @@ def parse_config(text, path="<string>", now=None):
         certificate=default_certificate,
         tls_min_version=tls_min_version,
         accounting=_parse_accounting(path, parser, relay),
+        http2=http2,
+        max_concurrent_streams=relay.positive_int("max_concurrent_streams", RelayConfig.max_concurrent_streams),
     )
 
 
