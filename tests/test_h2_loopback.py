@@ -333,3 +333,27 @@ def test_sigterm_sends_goaway_and_the_sessions_close_with_1001(make_relay, pki, 
             await client.close()
 
     run(main())
+
+
+def test_a_reload_turns_http2_on_for_new_connections(make_relay, pki, certs):  # noqa: F811
+    async def main():
+        async with Origin() as origin:
+            relay = make_relay(relay_config(origin.port, certs).replace("http2 = on", "http2 = off"), start=True)
+            before = await H2Client.connect(relay.port, "a.test", trusting(pki))
+            assert before.alpn == "http/1.1"
+            await before.close()
+            relay.config.write_text(relay.config.read_text().replace("http2 = off", "http2 = on"))
+            relay.signal(signal.SIGHUP)
+            deadline = asyncio.get_running_loop().time() + WAIT
+            while "reloaded" not in relay.log():
+                assert asyncio.get_running_loop().time() < deadline, relay.log()
+                await asyncio.sleep(0.05)   # polling the log for the reload line, bounded
+            after = await H2Client.connect(relay.port, "a.test", trusting(pki))
+            assert after.alpn == "h2"
+            ws = await after.websocket("a.test", "/echo")
+            ws.send("after reload")
+            assert await ws.recv() == "after reload"
+            await ws.close(1000)
+            await after.close()
+
+    run(main())
