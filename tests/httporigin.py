@@ -25,7 +25,9 @@ class HTTPOrigin:
         self.headers = []          # the request headers of each request, as received
         self.events = asyncio.Queue()  # /sse sends one event per item put here (None ends the stream)
         self.sent = []             # (event number) as /sse wrote them
+        self.trickled = b""        # what /trickle has received so far
         self.runner = None
+        self.stopping = None       # set at stop(): handlers that hang return
 
     def app(self):
         app = web.Application(client_max_size=1 << 40)
@@ -40,16 +42,19 @@ class HTTPOrigin:
         app.router.add_get("/hop", self.hop)
         app.router.add_get("/ws", self.websocket)
         app.router.add_post("/upload", self.upload)
+        app.router.add_post("/trickle", self.trickle)
         app.router.add_get("/download/{n}", self.download)
         return app
 
     async def start(self):
+        self.stopping = asyncio.Event()
         self.runner = web.AppRunner(self.app(), access_log=None)
         await self.runner.setup()
         await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
         return self
 
     async def stop(self):
+        self.stopping.set()
         await self.runner.cleanup()
 
     async def __aenter__(self):
@@ -114,7 +119,8 @@ class HTTPOrigin:
 
     async def silent(self, request):
         self._note(request)
-        await asyncio.sleep(3600)
+        await self.stopping.wait()
+        return web.Response(text="too late")
 
     async def stall(self, request):
         """The head and a first piece, then nothing."""
@@ -122,7 +128,8 @@ class HTTPOrigin:
         response = web.StreamResponse()
         await response.prepare(request)
         await response.write(b"first piece")
-        await asyncio.sleep(3600)
+        await self.stopping.wait()
+        return response
 
     async def hop(self, request):
         self._note(request)
@@ -146,6 +153,13 @@ class HTTPOrigin:
         async for data in request.content.iter_chunked(CHUNK):
             total += len(data)
         return web.json_response({"length": total})
+
+    async def trickle(self, request):
+        """Keeps each piece of the body as it arrives (the test watches `trickled` grow)."""
+        self._note(request)
+        async for data in request.content.iter_any():
+            self.trickled += data
+        return web.json_response({"length": len(self.trickled)})
 
     async def download(self, request):
         self._note(request)

@@ -51,6 +51,7 @@ RELAY_OWNED = HOP_BY_HOP | {
 RESPONSE_DROP = HOP_BY_HOP | {"content-length", "proxy-authenticate"}
 
 RETRY_AFTER = "5"
+CUT_GRACE = 5.0  # seconds a cut client connection has to take what was already written
 
 
 class ClientConnection:
@@ -111,7 +112,7 @@ class RequestBody:
     def startProducing(self, consumer):
         self.started = True
         self._consumer = consumer
-        self._done = defer.Deferred()
+        self._done = done = defer.Deferred()
         held, self._held = self._held, []
         for data in held:
             self._write(data)
@@ -119,7 +120,7 @@ class RequestBody:
             self._finish()
         else:
             self.request.body_wanted()
-        return self._done
+        return done
 
     def feed(self, data):
         if self.stopped:
@@ -226,6 +227,7 @@ class ProxyRequest(http.Request):
         self._body_timer = None
         self._client_paused = False
         self.received = False       # the channel read the whole request (requestReceived)
+        self._head = False          # head_received was called: method, uri and clientproto are the client's
         self._finish_held = False
         self._ended = False
         self._gone = False
@@ -276,6 +278,7 @@ class ProxyRequest(http.Request):
 
     def head_received(self, command, uri, version):
         """The head is read: route it, check it and start the origin request."""
+        self._head = True
         self.method, self.uri, self.clientproto = command, uri, version
         self.path = uri.split(b"?", 1)[0]
         try:
@@ -422,6 +425,7 @@ class ProxyRequest(http.Request):
         self.setResponseCode(response.code, response.phrase)
         pairs = [(name.decode("latin-1"), value.decode("latin-1"))
                  for name, values in response.headers.getAllRawHeaders() for value in values]
+        pairs += [("Connection", value) for value in self._origin_connection_header()]
         for name, value in end_to_end(pairs, RESPONSE_DROP):
             self.responseHeaders.addRawHeader(name.encode("latin-1"), value.encode("latin-1"))
         if response.code not in http.NO_BODY_CODES:
@@ -437,6 +441,17 @@ class ProxyRequest(http.Request):
         self.write(b"")  # the head goes out now, whatever the body does
         self._arm_read_timer()
         response.deliverBody(_ResponseBody(self))
+
+    def _origin_connection_header(self):
+        """
+        The origin response's Connection values: twisted.web's client keeps
+        them apart from response.headers (with the parser), yet the headers
+        they name must not reach the client either (RFC 9110 7.6.1).
+        """
+        parser = getattr(self._origin_conn[1], "_parser", None) if self._origin_conn else None
+        headers = getattr(parser, "connHeaders", None)
+        values = headers.getRawHeaders(b"connection", []) if headers is not None else []
+        return [value.decode("latin-1") for value in values]
 
     def body_started(self, transport):
         if self._gone:
@@ -659,15 +674,21 @@ class ProxyRequest(http.Request):
             self.status = 502
         self._cut_reason = why
         log.info("{domain} {method} {path}: response cut ({why})", domain=self.domain.name if self.domain else None,
-                 method=self.method.decode("latin-1"), path=self.target, why=why)
+                 method=self.method.decode("latin-1") if self._head else None, path=self.target, why=why)
         self.cut_client()
         self._end()
 
     def cut_client(self):
-        """Drop the client's connection (an HTTP/2 stream handler resets the stream instead)."""
+        """
+        End the client's connection where the response stands, so it is seen
+        incomplete (no final chunk, fewer bytes than Content-Length); dropped
+        outright if its peer does not take what is left within CUT_GRACE. An
+        HTTP/2 stream handler resets the stream instead.
+        """
         transport = getattr(self.channel, "transport", None)
         if transport is not None:
-            transport.abortConnection()
+            transport.loseConnection()
+            self.reactor.callLater(CUT_GRACE, transport.abortConnection)
 
     def _end(self):
         if self._ended:
@@ -679,7 +700,7 @@ class ProxyRequest(http.Request):
             self._admitted = None
         self._closed_origin_ok()
         self._release_origin()
-        self.counters.messages_in = 1 if self.method is not None else 0
+        self.counters.messages_in = 1 if self._head else 0
         self.counters.messages_out = 1 if self.startedWriting else 0
         self.relay.request_ended(self)
 
@@ -693,7 +714,7 @@ class ProxyRequest(http.Request):
             wrapper = self._origin_conn[0]
             origin_out += wrapper.bytes_out - wrapper._cut[0]
             origin_in += wrapper.bytes_in - wrapper._cut[1]
-        requests = 1 if self.method is not None else 0
+        requests = 1 if self._head else 0
         responses = 1 if self.startedWriting else 0
         return (client_in, client_out, 0, 0, requests, responses,
                 origin_in, origin_out, 0, 0, self.origin_counters.messages_in, self.origin_counters.messages_out)
@@ -724,8 +745,8 @@ class ProxyRequest(http.Request):
             "client_ip": self.client_ip,
             "peer": self.connection.peer,
             "scheme": self.connection.scheme,
-            "method": (self.method or b"").decode("latin-1"),
-            "path": self.target if self.target is not None else (self.uri or b"").decode("latin-1"),
+            "method": self.method.decode("latin-1") if self._head else None,
+            "path": self.target if self.target is not None else self.uri.decode("latin-1") if self._head else None,
             "status": self.status,
             "origin": self.origin_address,
             "client_bytes_in": self.counters.bytes_in,

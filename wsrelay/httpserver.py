@@ -1,6 +1,6 @@
 """
 One listener for WebSocket and plain HTTP. Front reads a connection's first
-request head and decides: a WebSocket upgrade, or any request for a domain
+request head and decides: a WebSocket upgrade, or any request for a known domain
 without `http = on`, goes to the WebSocket relay (wsrelay.legs.ClientLeg,
 which answers 426/404/431/... as ever); a plain request for a domain with
 `http = on` goes to ProxyChannel, twisted.web's HTTP/1.1 server channel whose
@@ -38,7 +38,7 @@ def wants_http(head, config):
     if upgrade:
         return False
     domain = config.domain_for(host)
-    return domain is not None and domain.http
+    return domain is None or domain.http  # an unknown name gets the HTTP path's 404
 
 
 def is_upgrade(lines):
@@ -147,6 +147,11 @@ class ProxyChannel(http.HTTPChannel):
             self.requests.remove(request)
         self.loseConnection()
 
+    def _respondToBadRequestAndDisconnect(self):
+        if self.requests:
+            self.requests[-1].status = 400  # for its access log line and the statistics
+        super()._respondToBadRequestAndDisconnect()
+
     def _head_too_large(self):
         request = self.requests[-1] if self.requests else None
         if request is not None:
@@ -159,7 +164,7 @@ class ProxyChannel(http.HTTPChannel):
 
     def _upgrade(self, lines):
         """A WebSocket handshake on this connection: the transport and the bytes read go to a ClientLeg."""
-        head = b"\r\n".join(lines) + b"\r\n\r\n"
+        head = b"\r\n".join(lines[:-1]) + b"\r\n\r\n"  # lines end with the blank one
         rest, self._buffer = self._buffer, b""
         self.connection.bytes_in -= len(head)  # the session counts them
         if self.requests:
