@@ -41,6 +41,7 @@ class HTTPOrigin:
         app.router.add_get("/stall", self.stall)
         app.router.add_get("/hop", self.hop)
         app.router.add_get("/ws", self.websocket)
+        app.router.add_get("/wsecho", self.websocket_echo)
         app.router.add_post("/upload", self.upload)
         app.router.add_post("/trickle", self.trickle)
         app.router.add_get("/download/{n}", self.download)
@@ -145,6 +146,18 @@ class HTTPOrigin:
         async for message in ws:
             if message.type == WSMsgType.TEXT:
                 await ws.send_str(f"{self.name}: {message.data}")
+        return ws
+
+    async def websocket_echo(self, request):
+        """Every message sent back as it came (no compression, no pings)."""
+        self._note(request)
+        ws = web.WebSocketResponse(autoping=False, compress=False)
+        await ws.prepare(request)
+        async for message in ws:
+            if message.type == WSMsgType.TEXT:
+                await ws.send_str(message.data)
+            elif message.type == WSMsgType.BINARY:
+                await ws.send_bytes(message.data)
         return ws
 
     async def upload(self, request):
