@@ -404,7 +404,8 @@ def test_retry_on_the_next_origin_and_503_when_every_origin_is_down(make_relay):
                 async with session.post(url(refused, "/echo"), headers={"Host": HOST}, data=b"twice") as r:
                     assert r.status == 200 and (await r.json())["length"] == 5
 
-            down = make_relay(config(free_port(), free_port(), domain="eject_after = 1\neject_for = 60"), start=True)
+            down = make_relay(config(free_port(), free_port(), domain="eject_after = 1\neject_for = 60\npanic_threshold = 0"),
+                              start=True)
             async with await client_session() as session:
                 async with session.get(url(down, "/"), headers={"Host": HOST}) as r:
                     assert r.status == 502  # both refuse: both ejected
