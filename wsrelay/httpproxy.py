@@ -586,10 +586,9 @@ class ProxyRequest(http.Request):
 
     def _read_timeout(self):
         self._read_timer = None
-        if self._response_body is not None:
-            self._cut_reason = f"the origin sent nothing for {self.domain.origin_read_timeout:g}s"
+        if self.startedWriting:
             self.relay.routes[self.domain.name].failed(self._candidates[self._index], "response timed out")
-            self._response_body.stopProducing()
+            self._cut(f"the origin sent nothing for {self.domain.origin_read_timeout:g}s")
         elif self._pending is not None:
             self._timed_out = True
             pending, self._pending = self._pending, None
@@ -642,6 +641,8 @@ class ProxyRequest(http.Request):
             transport, self._response_body = self._response_body, None
             self.unregisterProducer()
             transport.stopProducing()
+        if self._origin_conn is not None:
+            self._origin_conn[1].abort()  # half a request or half a response on it: never reused
         self._closed_origin_ok()
 
     def _respond_error(self, status, text, headers=()):
