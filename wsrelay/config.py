@@ -7,6 +7,7 @@ section and the key, so an operator can fix it from one line of output.
 """
 
 import configparser
+import difflib
 import ipaddress
 import os
 import re
@@ -103,6 +104,7 @@ class DomainConfig:
     origin_read_timeout: float = 60.0   # HTTP: seconds the origin may stay silent (504, or the response is cut)
     client_body_timeout: float = 60.0   # HTTP: seconds a request body may stall (408); 0: none
     max_body_size: int = 0        # HTTP: largest request body in bytes (413); 0: no limit
+    http2: bool = False           # ssl: listeners offer h2 (ALPN) to clients asking for this name (SNI)
 
     def origin_scheme(self, client_scheme):
         """'http' or 'https' towards the origin, given the client's own scheme."""
@@ -164,10 +166,17 @@ class RelayConfig:
     max_ping_rate: float = 10.0   # pings per second a peer may send on a leg; 0: no limit
     workers: int = 1              # relay processes sharing the listeners (auto: the CPUs this process may use)
     accounting: object = None     # AccountingSettings; None: accounting = off
+    http2: bool = False           # h2 offered by ALPN on ssl: listeners (the domains' default; no SNI)
+    max_concurrent_streams: int = 100  # HTTP/2 streams open at once on one client connection
     http_keepalive_timeout: float = 75.0  # seconds an idle HTTP client connection is kept open
     origin_keepalive: int = 32    # idle HTTP connections kept per origin (per domain); 0: none kept
     request_rate: float = 0.0     # HTTP requests per second per process; 0: no limit
     request_rate_per_ip: float = 0.0  # HTTP requests per second per client address per process; 0: no limit
+
+    def http2_for(self, server_name):
+        """Whether a TLS client asking for `server_name` (SNI; None: none sent) is offered h2."""
+        domain = self.domain_for(server_name) if server_name else None
+        return domain.http2 if domain is not None else self.http2
 
     @property
     def serves_http(self):
@@ -272,7 +281,7 @@ RELAY_KEYS = {
     "origin_gone_close_code", "trusted_proxies", "selector", "tls_min_version",
     "drain_window", "drain_timeout", "max_connections", "max_connections_per_ip",
     "handshake_rate_per_ip", "handshake_rate", "max_ping_rate", "workers",
-    "accounting", "geoip_city_db", "geoip_asn_db",
+    "accounting", "geoip_city_db", "geoip_asn_db", "http2", "max_concurrent_streams",
     "http_keepalive_timeout", "origin_keepalive", "request_rate", "request_rate_per_ip",
     "origin_read_timeout", "client_body_timeout", "max_body_size",
 } | HEALTH_KEYS | TLS_KEYS | {"billing", "billing_cycle", "price_tiers"}
@@ -285,8 +294,14 @@ ORIGIN_TLS_KEYS = ("origin_ca", "origin_verify", "origin_sni")
 DOMAIN_KEYS = {
     "websocket", "origins", "origin_protocol", "origin_host", "allowed_origins",
     "compression", "origin_compression", "selector", "max_connections",
-    "billing", "billing_cycle", "price_tiers", "plans", "http",
+    "billing", "billing_cycle", "price_tiers", "plans", "http", "http2",
 } | set(DOMAIN_OVERRIDES) | HEALTH_KEYS | TLS_KEYS | set(ORIGIN_TLS_KEYS)
+
+
+def _did_you_mean(key, known):
+    """'; did you mean X?' for a misspelt key close to one of `known`, else ''."""
+    close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.75)
+    return f"; did you mean {close[0]}?" if close else ""
 
 
 class _Reader:
@@ -494,7 +509,8 @@ def _selector_sections(path, parser, factories):
         for key in reader.section:
             if key not in factory.options:
                 known = ", ".join(sorted(factory.options)) or "none"
-                reader.fail(key, f"unknown key (the options of {selector} are: {known})")
+                reader.fail(key, f"unknown key (the options of {selector} are: {known})"
+                                 + _did_you_mean(key, factory.options))
         sections[selector] = reader
     return sections
 
@@ -725,7 +741,7 @@ def parse_config(text, path="<string>", now=None):
         if key not in RELAY_KEYS:
             owners = sorted(n for n, f in factories.items() if key in f.options)
             hint = f" (an option of selector {owners[0]}: set it in [selector:{owners[0]}])" if owners else ""
-            relay.fail(key, "unknown key" + hint)
+            relay.fail(key, "unknown key" + (hint or _did_you_mean(key, RELAY_KEYS)))
 
     base = DomainConfig(
         name="*",
@@ -755,6 +771,7 @@ def parse_config(text, path="<string>", now=None):
                                          relay.raw("selector") or DEFAULT_SELECTOR)
     base_health = _parse_health(relay, HealthConfig())
     base_billing = _parse_billing(relay, BillingSettings())
+    http2 = relay.boolean("http2", False)
     selector_sections = _selector_sections(path, parser, factories)
     tls_min_version = relay.choice("tls_min_version", "1.2", tls.MIN_VERSIONS)
     loaded, bundles = {}, {}
@@ -773,7 +790,7 @@ def parse_config(text, path="<string>", now=None):
             if key not in DOMAIN_KEYS and key not in factory.options:
                 owners = sorted(n for n, f in factories.items() if key in f.options)
                 hint = f" (an option of selector {', '.join(owners)}; this domain uses {factory.name})"
-                reader.fail(key, "unknown key" + (hint if owners else ""))
+                reader.fail(key, "unknown key" + (hint if owners else _did_you_mean(key, DOMAIN_KEYS | set(factory.options))))
         websocket = reader.boolean("websocket", True)
         serve_http = reader.boolean("http", False)
         origins = _parse_origins(reader, "origins")
@@ -813,6 +830,7 @@ def parse_config(text, path="<string>", now=None):
             origin_read_timeout=_positive_seconds(reader, "origin_read_timeout", base.origin_read_timeout),
             client_body_timeout=reader.seconds("client_body_timeout", base.client_body_timeout),
             max_body_size=reader.positive_int("max_body_size", base.max_body_size, minimum=0),
+            http2=reader.boolean("http2", http2),
         )
         if websocket or serve_http:
             in_use[factory.name] = factory
@@ -890,6 +908,8 @@ def parse_config(text, path="<string>", now=None):
         origin_keepalive=relay.positive_int("origin_keepalive", RelayConfig.origin_keepalive, minimum=0),
         request_rate=relay.rate("request_rate", RelayConfig.request_rate),
         request_rate_per_ip=relay.rate("request_rate_per_ip", RelayConfig.request_rate_per_ip),
+        http2=http2,
+        max_concurrent_streams=relay.positive_int("max_concurrent_streams", RelayConfig.max_concurrent_streams),
     )
 
 
@@ -941,7 +961,8 @@ def _parse_accounting(path, parser, relay):
     for key in section.section:
         if key not in ACCOUNTING_KEYS and key not in factory.options:
             known = ", ".join(sorted(ACCOUNTING_KEYS | set(factory.options)))
-            section.fail(key, f"unknown key (with accounting = {name}: {known})")
+            section.fail(key, f"unknown key (with accounting = {name}: {known})"
+                              + _did_you_mean(key, ACCOUNTING_KEYS | set(factory.options)))
     try:
         options = factory.parse_options({k: section.raw(k) for k in section.section if k in factory.options},
                                         os.path.dirname(path))
