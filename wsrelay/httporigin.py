@@ -26,6 +26,13 @@ class CountingWrapper(ProtocolWrapper):
         self.requests = 0
         self._cut = (0, 0)
 
+    def makeConnection(self, transport):
+        try:  # a request head and a small body are separate writes: Nagle would hold the second
+            transport.setTcpNoDelay(True)
+        except Exception:  # not TCP (a TLS wrapper passes it on, a test transport may not have it)
+            pass
+        super().makeConnection(transport)
+
     def write(self, data):
         self.bytes_out += len(data)
         self.transport.write(data)

@@ -198,6 +198,10 @@ class Front(Protocol):
         self._timer = None
 
     def connectionMade(self):
+        try:  # a response head and its body are separate writes: Nagle would hold the body
+            self.transport.setTcpNoDelay(True)
+        except Exception:
+            pass
         self._timer = self.relay.reactor.callLater(self.relay.config.handshake_timeout, self._timed_out)
 
     def _timed_out(self):
