@@ -30,6 +30,8 @@ from wsrelay.reuseport import ReusePortEndpoint
 from wsrelay.origin import OriginDial, origin_endpoint, origin_probe
 from wsrelay.routing import Routes
 from wsrelay.sdnotify import sd_notify
+from wsrelay.trim import Trimmer
+from wsrelay.timers import TimerWheel
 from wsrelay.tls import (
     EXPIRY_CHECK_INTERVAL, CertificateMap, OriginTLS, ServerTLS, expiring, parse_tls_listener,
 )
@@ -69,9 +71,12 @@ class Relay:
         self.random = random if random is not None else _random.Random().random
         self.files_limit = files_limit if files_limit is not None else open_files_limit
         self.sessions = set()
+        self.h2_connections = set()  # wsrelay.h2edge.H2Edge: HTTP/2 client connections open now
         self.worker = None  # this process's pid when it is one worker of several (in the session log)
         self.routes = Routes(config, reactor)  # per-domain selectors and origin health
         self.limits = Limits(config, self.files_limit())
+        self.trimmer = Trimmer(reactor)  # memory back to the kernel after mass closes (wsrelay/trim.py)
+        self.wheel = TimerWheel(reactor)  # heartbeats and idle clocks of every session (wsrelay/timers.py)
         self.draining = False
         self._staggers = set()     # closes spread over drain_window, still running
         self._drained = None       # (sessions still to end, Deferred) during a drain
@@ -101,6 +106,7 @@ class Relay:
 
     def session_ended(self, session):
         self.sessions.discard(session)
+        self.trimmer.session_ended()
         if self.accounting is not None:
             self.accounting.session_ended(session)
         if self._drained is not None:
@@ -256,6 +262,8 @@ class Relay:
         if self._drained is not None:
             return self._drained[1]
         self.draining = True
+        for connection in list(self.h2_connections):  # GOAWAY: no new streams, close once idle
+            connection.drain()
         for stagger in list(self._staggers):  # a reload's 1012 closes become 1001 closes
             stagger.cancel()
         self._staggers.clear()
@@ -324,6 +332,8 @@ class Relay:
     def abort_all(self):
         """Drop every connection left, without a closing handshake."""
         for connection in list(self.http_connections):
+            connection.transport.abortConnection()
+        for connection in list(self.h2_connections):
             connection.transport.abortConnection()
         for session in list(self.sessions):
             for leg in (session.client, session.origin):
