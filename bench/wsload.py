@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import gc
 import json
+import os
 import signal
 import sys
 import time
@@ -371,9 +372,67 @@ async def hold(args):
          f"hold {args.url}: {len(conns)} opened, {alive} still open at release")
 
 
+# ----------------------------------------------------------------------------- connect rate
+
+def proc_cpu_s(pid):
+    """utime + stime of one process, seconds (/proc/PID/stat)"""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def connects(args):
+    """Windows of --conns WebSocket handshakes (raw sockets: the client costs little), held open while
+    the window is measured, then closed, and a pause; relay CPU per connect = the relay's utime+stime
+    over the opening / connects. Median over --windows."""
+    u = urlparse(args.url)
+    port, path = u.port or 80, u.path or "/"
+    head = (f"GET {path} HTTP/1.1\r\nHost: {u.hostname}:{port}\r\nUpgrade: websocket\r\n"
+            "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n").encode()
+    sem = asyncio.Semaphore(args.connect_concurrency)
+
+    async def one(held):
+        async with sem:
+            try:
+                r, w = await asyncio.wait_for(asyncio.open_connection(u.hostname, port), args.connect_timeout)
+                w.write(head)
+                line = await asyncio.wait_for(r.readuntil(b"\r\n\r\n"), args.connect_timeout)
+            except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError) as e:
+                note_error(type(e).__name__)
+                return False
+            held.append(w)
+            if not line.startswith(b"HTTP/1.1 101"):
+                note_error(line.split(b"\r\n", 1)[0].decode("latin-1"))
+                return False
+            return True
+
+    windows = []
+    for i in range(args.windows + 1):   # the first one warms up, unmeasured
+        held = []
+        c0, t0 = proc_cpu_s(args.relay_pid), now()
+        ok = sum(await asyncio.gather(*(one(held) for _ in range(args.conns))))
+        t1, c1 = now(), proc_cpu_s(args.relay_pid)
+        for w in held:
+            w.transport.abort()
+        if i:
+            windows.append({"connected": ok, "wall_s": round(t1 - t0, 3),
+                            "cpu_us_per_connect": round((c1 - c0) * 1e6 / ok, 1) if ok else None,
+                            "connects_per_s": round(ok / (t1 - t0), 1)})
+            event("window", **windows[-1])
+        await asyncio.sleep(args.pause)
+    cpu = sorted(w["cpu_us_per_connect"] for w in windows if w["cpu_us_per_connect"])
+    rate = sorted(w["connects_per_s"] for w in windows)
+    emit({"mode": "connects", "url": args.url, "conns": args.conns, "windows": windows,
+          "cpu_us_per_connect": cpu[len(cpu) // 2] if cpu else None,
+          "connects_per_s": rate[len(rate) // 2] if rate else None},
+         f"connects: median relay CPU {cpu[len(cpu) // 2] if cpu else '-'} us/connect, "
+         f"{rate[len(rate) // 2] if rate else '-'} connects/s")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("mode", choices=["throughput", "latency", "hold"])
+    p.add_argument("mode", choices=["throughput", "latency", "hold", "connects"])
     p.add_argument("--url", required=True)
     p.add_argument("--client", choices=["picows", "websockets"], default="picows")
     p.add_argument("--conns", type=int, default=64)
@@ -384,6 +443,9 @@ def main():
     p.add_argument("--hold", type=float, default=120, help="hold: release after this many seconds at most")
     p.add_argument("--connect-concurrency", type=int, default=200)
     p.add_argument("--connect-timeout", type=float, default=15)
+    p.add_argument("--windows", type=int, default=7, help="connects: measured windows (one more warms up)")
+    p.add_argument("--pause", type=float, default=1.0, help="connects: seconds between windows")
+    p.add_argument("--relay-pid", type=int, help="connects: the relay process whose CPU is read")
     p.add_argument("--max-seconds", type=int, default=300, help="hard stop (SIGALRM)")
     args = p.parse_args()
     host = urlparse(args.url).hostname or ""
@@ -393,7 +455,8 @@ def main():
     if args.client == "websockets" and args.mode == "latency":
         raise SystemExit("wsload.py: --client websockets does throughput and hold only")
     job = {"throughput": throughput_websockets if args.client == "websockets" else throughput_picows,
-           "latency": latency_picows, "hold": hold}[args.mode]
+           "latency": latency_picows, "hold": hold,
+           "connects": connects}[args.mode]
     uvloop.run(job(args))
 
 

@@ -342,3 +342,25 @@ def test_the_pump_keeps_max_message_size():
     h.send(ok + client_frame(Opcode.BINARY, b"a" * 101))
     assert origin_wire.value()[:len(ok)] == ok
     assert sent_close(h.client_wire) == 1009
+
+
+def test_a_handshake_pretty_prints_nothing_for_a_dropped_debug_line(monkeypatch):
+    """Autobahn's per-connection debug lines (every option, the transport's details) cost a
+    fifth of a connect when pretty-printed eagerly; they are formatted only when read."""
+    import pprint
+
+    from autobahn.websocket import protocol
+
+    printed = []
+    real = pprint.PrettyPrinter.pformat
+    monkeypatch.setattr(pprint.PrettyPrinter, "pformat", lambda self, obj: printed.append(obj) or real(self, obj))
+    h = Harness()
+    h.send(request())
+    proto, wire = h.connect_origin()
+    h.answer(proto, wire)
+    assert h.status() == 101
+    assert printed == []
+    # the line a debug observer would read is the same text as before
+    options = [("openHandshakeTimeout", 5, "RelayFactory")]
+    assert "\n{attrs}".format(attrs=protocol.pformat(options)) == "\n" + real(pprint.PrettyPrinter(), options)
+    assert printed == [options]

@@ -12,6 +12,9 @@ while a frame is being written onto a leg, control frames for that leg (pongs,
 pings, close) wait until it ends. See docs/wire.md.
 """
 
+from pprint import pformat
+
+import autobahn.websocket.protocol as _autobahn_protocol
 from autobahn.twisted.websocket import WebSocketClientProtocol, WebSocketServerProtocol
 from autobahn.websocket.protocol import TrafficStats, WebSocketProtocol
 from autobahn.websocket.types import ConnectionDeny
@@ -56,6 +59,32 @@ def _unmask(payload, key):
         return payload
     mask = int.from_bytes((key * ((n + 3) >> 2))[:n], "little")
     return (int.from_bytes(payload, "little") ^ mask).to_bytes(n, "little")
+
+class _Pformat:
+    """pprint.pformat of a value, done only when the text is read (str/format/repr)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value):
+        self.value = value
+
+    def __str__(self):
+        return pformat(self.value)
+
+    __repr__ = __str__
+
+    def __format__(self, spec):
+        return format(pformat(self.value), spec)
+
+
+# Autobahn's connectionMade pretty-prints every option of every new connection
+# (and startHandshake the transport's details) for a debug line: pformat runs
+# before the logger can drop the event, a fifth of the relay's CPU per connect.
+# The same lines, formatted only if a debug observer reads them. Timings.__str__
+# must return a str, so it keeps the real pformat.
+_autobahn_protocol.pformat = _Pformat
+_autobahn_protocol.Timings.__str__ = lambda self: pformat(self._timings)
+
 
 UPGRADE_TEXT = "This is a WebSocket relay: connect with a WebSocket client (Upgrade: websocket)."
 
