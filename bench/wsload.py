@@ -374,11 +374,14 @@ async def hold(args):
 
 # ----------------------------------------------------------------------------- connect rate
 
-def proc_cpu_s(pid):
-    """utime + stime of one process, seconds (/proc/PID/stat)"""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def proc_cpu_s(pids):
+    """utime + stime of some processes (comma-separated PIDs), seconds (/proc/PID/stat)"""
+    total = 0
+    for pid in str(pids).split(","):
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 async def connects(args):
@@ -445,7 +448,7 @@ def main():
     p.add_argument("--connect-timeout", type=float, default=15)
     p.add_argument("--windows", type=int, default=7, help="connects: measured windows (one more warms up)")
     p.add_argument("--pause", type=float, default=1.0, help="connects: seconds between windows")
-    p.add_argument("--relay-pid", type=int, help="connects: the relay process whose CPU is read")
+    p.add_argument("--relay-pid", required=False, help="connects: the relay's PID(s), comma-separated, whose CPU is read")
     p.add_argument("--max-seconds", type=int, default=300, help="hard stop (SIGALRM)")
     args = p.parse_args()
     host = urlparse(args.url).hostname or ""
