@@ -121,7 +121,9 @@ class Metrics:
         histogram.observe(seconds)
 
     def ended(self, session):
-        if session.client is None or session.client.counters is None or session.client.counters.bytes_in == 0:
+        client = getattr(session, "client", None)
+        if client is None or client.counters is None or client.counters.bytes_in == 0:
+            self._live.discard(session)
             return  # a bare TCP probe
         domain = domain_label(session)
         was_live = session in self._live

@@ -42,7 +42,7 @@ def _page(request, name, replacements=()):
     request.setHeader(b"cache-control", b"no-store")
     request.setHeader(b"content-security-policy", POLICY)
     request.setHeader(b"x-content-type-options", b"nosniff")
-    request.setHeader(b"referrer-policy", b"no-referrer")
+    request.setHeader(b"referrer-policy", b"same-origin")  # no-referrer would make Origin "null"
     return text
 
 

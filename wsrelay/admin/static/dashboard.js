@@ -6,7 +6,7 @@ const CSRF = document.querySelector('meta[name="csrf-token"]').content;
 const REFRESH = 5000;          // ms between two polls of the live views
 const HISTORY = 120;           // overview points kept (10 minutes)
 const DAY = 86400;
-const state = { view: null, prev: null, history: [], timer: null, domains: [], sessionsTimer: null };
+const state = { domainLoad: 0, view: null, prev: null, history: [], timer: null, domains: [], sessionsTimer: null };
 
 // -- helpers ---------------------------------------------------------------------
 
@@ -73,12 +73,17 @@ function theme() {
 function layout(extra) {
   const t = theme();
   const axis = { gridcolor: t.line, zerolinecolor: t.line, linecolor: t.line, automargin: true };
-  return Object.assign({
+  const base = {
     paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
-    font: { color: t.text, size: 12 }, margin: { l: 50, r: 15, t: 10, b: 40 },
-    legend: { orientation: "h", y: -0.18 }, xaxis: Object.assign({}, axis), yaxis: Object.assign({}, axis),
+    font: { color: t.text, size: 12 }, margin: { l: 50, r: 15, t: 30, b: 40 },
+    legend: { orientation: "h", x: 0, y: 1.02, yanchor: "bottom" }, xaxis: {}, yaxis: {},
     hovermode: "x unified",
-  }, extra || {});
+  };
+  const merged = Object.assign(base, extra || {});
+  for (const key of Object.keys(merged)) {  // every axis keeps the theme's colours and automatic margins
+    if (/^[xy]axis\d*$/.test(key)) merged[key] = Object.assign({}, axis, merged[key]);
+  }
+  return merged;
 }
 
 const CONFIG = { displaylogo: false, responsive: true, modeBarButtonsToRemove: ["select2d", "lasso2d"] };
@@ -177,16 +182,18 @@ function redrawOverview() {
   const t = theme();
   const h = state.history;
   const x = h.map((p) => new Date(p.time * 1000));
+  const last = h.length ? h[h.length - 1].time : Date.now() / 1000;
+  const recent = { range: [new Date((last - HISTORY * REFRESH / 1000) * 1000), new Date(last * 1000)] };
   draw("c-live", [
     { x: x, y: h.map((p) => p.live), name: "live sessions", type: "scatter", mode: "lines", line: { color: t.accent } },
     { x: x, y: h.map((p) => p.handshakes), name: "handshakes/s", type: "scatter", mode: "lines", yaxis: "y2",
       line: { color: t.accent2 } },
   ], { yaxis2: { overlaying: "y", side: "right", gridcolor: "rgba(0,0,0,0)", rangemode: "tozero" },
-       yaxis: { rangemode: "tozero", gridcolor: t.line } });
+       yaxis: { rangemode: "tozero" }, xaxis: recent });
   draw("c-bw", [
     { x: x, y: h.map((p) => p.out), name: "to clients", type: "scatter", mode: "lines", line: { color: t.accent } },
     { x: x, y: h.map((p) => p.in), name: "from clients", type: "scatter", mode: "lines", line: { color: t.accent2 } },
-  ], { yaxis: { rangemode: "tozero", gridcolor: t.line, ticksuffix: " bit/s" } });
+  ], { yaxis: { rangemode: "tozero", ticksuffix: " bit/s" }, xaxis: recent });
 }
 
 // -- domains ---------------------------------------------------------------------------
@@ -220,10 +227,12 @@ async function loadDomain() {
   const q = new URLSearchParams({ start: iso(end - span), end: iso(end), interval: $("d-interval").value,
                                   domain: $("d-domain").value });
   const topQ = new URLSearchParams({ start: iso(end - span), end: iso(end), domain: $("d-domain").value, limit: "8" });
+  const mine = ++state.domainLoad;  // an older, slower answer must not draw over a newer one
   try {
     const [traffic, connections, statuses, closes, regions, isps] = await Promise.all([
       api("/v1/traffic?" + q), api("/v1/connections?" + q), api("/v1/statuses?" + q), api("/v1/closes?" + q),
       api("/v1/top?by=region&" + topQ), api("/v1/top?by=isp&" + topQ)]);
+    if (mine !== state.domainLoad) return;
     drawDomain(traffic, connections, statuses, closes, regions, isps);
     document.body.dataset.domainLoaded = q.toString();
   } catch (e) {
@@ -239,11 +248,11 @@ function drawDomain(traffic, connections, statuses, closes, regions, isps) {
       line: { color: t.accent }, fill: "tozeroy" },
     { x: x, y: traffic.points.map((p) => p.bandwidth_in), name: "from clients", type: "scatter", mode: "lines",
       line: { color: t.accent2 } },
-  ], { yaxis: { rangemode: "tozero", gridcolor: t.line, ticksuffix: " bit/s" } });
+  ], { yaxis: { rangemode: "tozero", ticksuffix: " bit/s" } });
   draw("c-traffic", [
     { x: x, y: traffic.points.map((p) => p.bytes_out), name: "to clients", type: "bar", marker: { color: t.accent } },
     { x: x, y: traffic.points.map((p) => p.bytes_in), name: "from clients", type: "bar", marker: { color: t.accent2 } },
-  ], { barmode: "group", yaxis: { gridcolor: t.line, ticksuffix: " B" } });
+  ], { barmode: "group", yaxis: { ticksuffix: " B" } });
   const codes = [...new Set(statuses.points.flatMap((p) => Object.keys(p.statuses)))].sort();
   draw("c-statuses", codes.map((code) => ({
     x: times(statuses.points), y: statuses.points.map((p) => p.statuses[code] || 0), name: code, type: "bar",
@@ -260,7 +269,7 @@ function drawDomain(traffic, connections, statuses, closes, regions, isps) {
   const allCodes = [...new Set(Object.values(groups).flatMap((g) => Object.keys(g)))].sort();
   draw("c-closes", Object.keys(groups).sort().map((key) => ({
     x: allCodes.map(String), y: allCodes.map((code) => groups[key][code] || 0), name: key, type: "bar",
-  })), { barmode: "group", xaxis: { type: "category", title: { text: "close code" }, gridcolor: t.line },
+  })), { barmode: "group", xaxis: { type: "category" },
          hovermode: "closest" });
   const cx = times(connections.points);
   draw("c-connections", [
@@ -275,7 +284,7 @@ function drawDomain(traffic, connections, statuses, closes, regions, isps) {
   });
   draw("c-top", [bars(regions, "", t.accent), bars(isps, "2", t.accent2)], {
     grid: { rows: 1, columns: 2, pattern: "independent" }, hovermode: "closest",
-    xaxis: { gridcolor: t.line, ticksuffix: " B" }, xaxis2: { gridcolor: t.line, ticksuffix: " B" },
+    xaxis: { ticksuffix: " B" }, xaxis2: { ticksuffix: " B" },
     yaxis: { automargin: true }, yaxis2: { automargin: true },
   });
 }
@@ -376,7 +385,7 @@ async function loadBilling() {
       cell(row, c.peak_bandwidth_mbps.toFixed(3), "num");
       cell(row, c.plan_deducted_gb.toFixed(3), "num");
       cell(row, c.billable_quantity.toFixed(3) + " " + c.unit, "num");
-      cell(row, c.amount.toFixed(2), "num");
+      cell(row, c.amount === null ? "–" : c.amount.toFixed(2), "num");  // null without price_tiers
     }
   } catch (e) {
     setStatus("billing: " + e.message, true);
