@@ -101,7 +101,6 @@ def test_dashboard_in_chromium(tmp_path):
         assert await page.inner_text("#t-origins") == "2 / 2"
         assert await page.inner_text("#t-sessions") == "0"
         await expect(page.locator("#t-handshakes")).not_to_have_text("–", timeout=WAIT * 1000)
-        await screenshot(page, "overview")
 
         # per domain: the plotted values are the API's for the same query
         await page.goto(base + "/#domain")
@@ -135,6 +134,10 @@ def test_dashboard_in_chromium(tmp_path):
                 connect(relay.url("/other")) as other:
             await chat.send("hi")
             await chat.recv()
+            await page.goto(base + "/#overview")  # the live numbers follow (one poll every 5 s)
+            await expect(page.locator("#t-sessions")).to_have_text("2", timeout=WAIT * 1000)
+            await expect(page.locator("#domains-table tbody tr").first).to_contain_text("1")
+            await screenshot(page, "overview")
             await page.goto(base + "/#sessions")
             await page.wait_for_selector("#sessions-table tbody tr:nth-child(2)", timeout=WAIT * 1000)
             await page.select_option("#s-domain", "chat.example.com")

@@ -93,6 +93,13 @@ def sample(families, name, suffix="_total", **labels):
     return 0
 
 
+def ready(port):
+    try:
+        return http(port, "/readyz", token=None)[0] == 200
+    except OSError:  # not listening yet
+        return False
+
+
 def wait_until(probe, what):
     deadline = time.monotonic() + WAIT
     while True:
@@ -273,3 +280,54 @@ def test_metrics_cardinality_stays_bounded_under_a_flood_of_random_host_names(tm
                 assert len(text.splitlines()) < 400
 
     run(scenario())
+
+
+def test_with_two_workers_the_admin_endpoint_answers_for_both(tmp_path):
+    from tests.test_workers_loopback import poll, started_workers
+
+    admin_port = free_port()
+
+    async def scenario():
+        async with EchoOrigin() as origin:
+            relay = relay_with_admin(tmp_path, origin.port, admin_port, "workers = 2\nhandshake_rate_per_ip = 0")
+            with relay:
+                workers = await asyncio.to_thread(poll, lambda: len(started_workers(relay)) == 2
+                                                  and started_workers(relay))
+                await asyncio.to_thread(wait_until, lambda: ready(admin_port), "worker 0's admin endpoint")
+                clients = []
+                try:
+                    for i in range(24):  # the kernel spreads them over both workers' sockets
+                        ws = await connect(relay.url(f"/w{i}"))
+                        await ws.send("x")
+                        await ws.recv()
+                        clients.append(ws)
+
+                    def both_answer():
+                        code, body = api(admin_port, "/v1/sessions?limit=100", spec="/v1/sessions")
+                        return body if body["count"] == 24 else None
+
+                    body = await asyncio.to_thread(wait_until, both_answer, "every worker's sessions")
+                    by_worker = {s["worker"] for s in body["sessions"]}
+                    assert by_worker == set(workers.values())
+                    families = await asyncio.to_thread(metrics_of, admin_port)
+                    assert sample(families, "wsrelay_sessions_open", "", domain="*") == 24
+                    assert sample(families, "wsrelay_handshakes", domain="*", status="101") == 24
+                    assert sample(families, "wsrelay_messages", domain="*", leg="client", direction="in") == 24
+                    assert {s.labels["worker"] for s in families["process_cpu_seconds"].samples} == {"0", "1"}
+                    overview = (await asyncio.to_thread(api, admin_port, "/v1/overview"))[1]
+                    assert overview["workers"] == {"answered": 2, "expected": 2}
+                    assert overview["sessions_open"]["*"] == 24
+                    # a session of the other worker is closed through worker 0's endpoint
+                    other = next(s for s in body["sessions"] if s["worker"] == workers[1])
+                    code, _ = await asyncio.to_thread(api, admin_port, f"/v1/sessions/{other['id']}?code=4444",
+                                                      "DELETE", spec="/v1/sessions/{id}")
+                    assert code == 200
+                    closed = next(ws for ws in clients if ws.request.path == other["path"])
+                    with pytest.raises(ConnectionClosed):
+                        await asyncio.wait_for(closed.recv(), WAIT)
+                    assert closed.close_code == 4444
+                finally:
+                    for ws in clients:
+                        await ws.close()
+
+    run(scenario(), timeout=WAIT * 6)

@@ -276,17 +276,22 @@ class SnapshotCollector:
         yield from families(self.snapshot())
 
 
-class LabelledProcessCollector:
-    """prometheus_client's process collector for another process, with a `worker` label."""
+class WorkersProcessCollector:
+    """prometheus_client's process collector for each worker's pid, as one family per metric with a `worker` label."""
 
-    def __init__(self, pid, worker):
+    def __init__(self, pids):
         from prometheus_client import ProcessCollector
 
-        self.inner = ProcessCollector(pid=lambda: pid, registry=None)
-        self.worker = str(worker)
+        self.inner = [(str(worker), ProcessCollector(pid=lambda pid=pid: pid, registry=None))
+                      for worker, pid in pids]
 
     def collect(self):
-        for family in self.inner.collect():
-            for sample in family.samples:
-                sample.labels["worker"] = self.worker
-            yield family
+        families = {}
+        for worker, collector in self.inner:
+            for family in collector.collect():
+                held = families.setdefault(family.name, family)
+                for sample in family.samples:
+                    sample.labels["worker"] = worker
+                if held is not family:
+                    held.samples.extend(family.samples)
+        yield from families.values()

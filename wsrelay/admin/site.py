@@ -134,9 +134,8 @@ class AdminRoot(Resource):
             if self.peers is None:
                 registry.register(ProcessCollector(registry=None))
             else:  # each worker's process, told apart by a `worker` label
-                for index, snap in snaps:
-                    pid = "self" if index == 0 else snap["pid"]
-                    registry.register(metrics.LabelledProcessCollector(pid, index))
+                registry.register(metrics.WorkersProcessCollector(
+                    [(index, "self" if index == 0 else snap["pid"]) for index, snap in snaps]))
             finish(request, gone, 200, generate_latest(registry), CONTENT_TYPE_LATEST.encode("ascii"))
 
         asked.addCallback(answer)
