@@ -79,7 +79,7 @@ def _traffic(session):
     """{(leg, direction, what): value} of a session's counters."""
     found = {}
     for leg_name, leg in (("client", session.client), ("origin", session.origin)):
-        counters = leg.counters if leg is not None else None
+        counters = getattr(leg, "counters", None)
         if counters is None:
             continue
         found[(leg_name, "in", "bytes")] = counters.bytes_in
@@ -121,8 +121,8 @@ class Metrics:
         histogram.observe(seconds)
 
     def ended(self, session):
-        client = getattr(session, "client", None)
-        if client is None or client.counters is None or client.counters.bytes_in == 0:
+        counters = getattr(getattr(session, "client", None), "counters", None)
+        if counters is None or counters.bytes_in == 0:
             self._live.discard(session)
             return  # a bare TCP probe
         domain = domain_label(session)
