@@ -71,6 +71,7 @@ class HealthConfig:
     timeout: float = 2.0
     fall: int = 3                 # failed checks in a row that take an origin out
     rise: int = 2                 # passed checks in a row that put it back
+    panic_threshold: int = 50     # % of origins in rotation below which all are balanced over; 0: never
 
 
 @dataclass(frozen=True)
@@ -253,7 +254,7 @@ def normalize_host(host):
 DEFAULT_SELECTOR = "round-robin"
 HEALTH_KEYS = {
     "eject_after", "eject_for", "health_interval", "health_check", "health_path",
-    "health_timeout", "health_fall", "health_rise",
+    "health_timeout", "health_fall", "health_rise", "panic_threshold",
 }
 TLS_KEYS = {"certificate", "private_key"}
 RELAY_KEYS = {
@@ -416,6 +417,7 @@ def _parse_health(reader, base):
         timeout=reader.seconds("health_timeout", base.timeout),
         fall=reader.positive_int("health_fall", base.fall),
         rise=reader.positive_int("health_rise", base.rise),
+        panic_threshold=_percent(reader, "panic_threshold", base.panic_threshold),
     )
     if health.eject_for == 0:
         reader.fail("eject_for", "must be greater than 0 (eject_after = 0 turns ejection off)")
@@ -426,6 +428,17 @@ def _parse_health(reader, base):
         key = "health_timeout" if named else "health_interval"
         reader.fail(key, f"health_timeout ({health.timeout:g}) is longer than health_interval ({health.interval:g})")
     return health
+
+
+def _percent(reader, key, default):
+    """A whole percentage, 0 to 100, written with or without its % sign."""
+    value = reader.raw(key)
+    if not value:
+        return default
+    text = value[:-1].strip() if value.endswith("%") else value
+    if not text.isdigit() or int(text) > 100:
+        reader.fail(key, f"{value!r} is not a whole percentage from 0 to 100")
+    return int(text)
 
 
 def _health_path(reader, key, default):
