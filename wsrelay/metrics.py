@@ -75,6 +75,22 @@ class Histogram:
         self.count += 1
 
 
+class _RttObserver:
+    """Heartbeat.on_rtt of one domain's sessions: each answered ping into that domain's histogram."""
+
+    __slots__ = ("table", "domain")
+
+    def __init__(self, table, domain):
+        self.table, self.domain = table, domain
+
+    def __call__(self, index, seconds):
+        key = (self.domain, LEGS[index])
+        histogram = self.table.get(key)
+        if histogram is None:
+            histogram = self.table[key] = Histogram()
+        histogram.observe(seconds)
+
+
 def _traffic(session):
     """{(leg, direction, what): value} of a session's counters."""
     found = {}
@@ -101,6 +117,7 @@ class Metrics:
         self.connect = {}      # domain -> Histogram of origin connect times
         self.rtt = {}          # (domain, leg) -> Histogram of ping round trips
         self._live = set()     # sessions counted as open
+        self._observers = {}   # domain -> its _RttObserver
 
     def opened(self, session):
         domain = domain_label(session)
@@ -111,14 +128,10 @@ class Metrics:
             self.connect.setdefault(domain, Histogram()).observe(connect)
         beat = getattr(session.client, "heartbeat", None)
         if beat is not None:
-            beat.on_rtt = lambda index, seconds: self._rtt(domain, index, seconds)
-
-    def _rtt(self, domain, index, seconds):
-        key = (domain, LEGS[index])
-        histogram = self.rtt.get(key)
-        if histogram is None:
-            histogram = self.rtt[key] = Histogram()
-        histogram.observe(seconds)
+            observer = self._observers.get(domain)  # one per domain, shared: nothing more per session
+            if observer is None:
+                observer = self._observers[domain] = _RttObserver(self.rtt, domain)
+            beat.on_rtt = observer
 
     def ended(self, session):
         counters = getattr(getattr(session, "client", None), "counters", None)
