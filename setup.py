@@ -27,6 +27,7 @@ setup(
         "maxminddb>=2.5",  # region and ISP of client addresses (geoip_city_db, geoip_asn_db)
         "prometheus_client>=0.20",  # /metrics on the admin endpoint
         "plotly>=5.20",  # its wheel ships plotly.min.js: the dashboard's charts, served offline
+        "h2>=4.1,<5",  # HTTP/2 at the edge (http2 = on): the state machine, extended CONNECT (RFC 8441)
     ],
     extras_require={
         # accounting = postgresql (psycopg 3 with its own libpq)

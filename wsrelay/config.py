@@ -7,6 +7,7 @@ section and the key, so an operator can fix it from one line of output.
 """
 
 import configparser
+import difflib
 import ipaddress
 import os
 import re
@@ -99,6 +100,7 @@ class DomainConfig:
     origin_verify: bool = True
     origin_sni: str | None = None
     billing: BillingSettings = BillingSettings()  # how its traffic is billed (the usage report)
+    http2: bool = False           # ssl: listeners offer h2 (ALPN) to clients asking for this name (SNI)
 
     def origin_scheme(self, client_scheme):
         """'http' or 'https' towards the origin, given the client's own scheme."""
@@ -164,6 +166,13 @@ class RelayConfig:
     log_interval: float = 0.0     # seconds between records of every open session; 0: off
     log_refusals_per_ip: int = 10  # refusal/violation lines per client address per log_summary_interval
     log_summary_interval: float = 60.0  # seconds over which the lines past log_refusals_per_ip are counted
+    http2: bool = False           # h2 offered by ALPN on ssl: listeners (the domains' default; no SNI)
+    max_concurrent_streams: int = 100  # HTTP/2 streams open at once on one client connection
+
+    def http2_for(self, server_name):
+        """Whether a TLS client asking for `server_name` (SNI; None: none sent) is offered h2."""
+        domain = self.domain_for(server_name) if server_name else None
+        return domain.http2 if domain is not None else self.http2
 
     def each_domain(self):
         """Every DomainConfig: exact names, wildcards, then the catch-all."""
@@ -263,7 +272,7 @@ RELAY_KEYS = {
     "origin_gone_close_code", "trusted_proxies", "selector", "tls_min_version",
     "drain_window", "drain_timeout", "max_connections", "max_connections_per_ip",
     "handshake_rate_per_ip", "handshake_rate", "max_ping_rate", "workers",
-    "accounting", "geoip_city_db", "geoip_asn_db",
+    "accounting", "geoip_city_db", "geoip_asn_db", "http2", "max_concurrent_streams",
     "log_interval", "log_refusals_per_ip", "log_summary_interval",
 } | HEALTH_KEYS | TLS_KEYS | {"billing", "billing_cycle", "price_tiers"}
 ACCOUNTING_KEYS = {"flush_interval", "node_id", "retention_5m", "retention_1h", "retention_1d",
@@ -274,8 +283,14 @@ ORIGIN_TLS_KEYS = ("origin_ca", "origin_verify", "origin_sni")
 DOMAIN_KEYS = {
     "websocket", "origins", "origin_protocol", "origin_host", "allowed_origins",
     "compression", "origin_compression", "selector", "max_connections",
-    "billing", "billing_cycle", "price_tiers", "plans",
+    "billing", "billing_cycle", "price_tiers", "plans", "http2",
 } | set(DOMAIN_OVERRIDES) | HEALTH_KEYS | TLS_KEYS | set(ORIGIN_TLS_KEYS)
+
+
+def _did_you_mean(key, known):
+    """'; did you mean X?' for a misspelt key close to one of `known`, else ''."""
+    close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.75)
+    return f"; did you mean {close[0]}?" if close else ""
 
 
 class _Reader:
@@ -483,7 +498,8 @@ def _selector_sections(path, parser, factories):
         for key in reader.section:
             if key not in factory.options:
                 known = ", ".join(sorted(factory.options)) or "none"
-                reader.fail(key, f"unknown key (the options of {selector} are: {known})")
+                reader.fail(key, f"unknown key (the options of {selector} are: {known})"
+                                 + _did_you_mean(key, factory.options))
         sections[selector] = reader
     return sections
 
@@ -714,7 +730,7 @@ def parse_config(text, path="<string>", now=None):
         if key not in RELAY_KEYS:
             owners = sorted(n for n, f in factories.items() if key in f.options)
             hint = f" (an option of selector {owners[0]}: set it in [selector:{owners[0]}])" if owners else ""
-            relay.fail(key, "unknown key" + hint)
+            relay.fail(key, "unknown key" + (hint or _did_you_mean(key, RELAY_KEYS)))
 
     base = DomainConfig(
         name="*",
@@ -741,6 +757,7 @@ def parse_config(text, path="<string>", now=None):
                                          relay.raw("selector") or DEFAULT_SELECTOR)
     base_health = _parse_health(relay, HealthConfig())
     base_billing = _parse_billing(relay, BillingSettings())
+    http2 = relay.boolean("http2", False)
     selector_sections = _selector_sections(path, parser, factories)
     tls_min_version = relay.choice("tls_min_version", "1.2", tls.MIN_VERSIONS)
     loaded, bundles = {}, {}
@@ -759,7 +776,7 @@ def parse_config(text, path="<string>", now=None):
             if key not in DOMAIN_KEYS and key not in factory.options:
                 owners = sorted(n for n, f in factories.items() if key in f.options)
                 hint = f" (an option of selector {', '.join(owners)}; this domain uses {factory.name})"
-                reader.fail(key, "unknown key" + (hint if owners else ""))
+                reader.fail(key, "unknown key" + (hint if owners else _did_you_mean(key, DOMAIN_KEYS | set(factory.options))))
         websocket = reader.boolean("websocket", True)
         origins = _parse_origins(reader, "origins")
         if websocket and not origins:
@@ -792,6 +809,7 @@ def parse_config(text, path="<string>", now=None):
             origin_verify=reader.boolean("origin_verify", True),
             origin_sni=_server_name(reader, "origin_sni"),
             billing=_parse_billing(reader, base_billing),
+            http2=reader.boolean("http2", http2),
         )
         if websocket:
             in_use[factory.name] = factory
@@ -869,6 +887,8 @@ def parse_config(text, path="<string>", now=None):
         relay.seconds("log_interval", RelayConfig.log_interval),
         log_refusals_per_ip=relay.positive_int("log_refusals_per_ip", RelayConfig.log_refusals_per_ip, minimum=0),
         log_summary_interval=_summary_interval(relay),
+        http2=http2,
+        max_concurrent_streams=relay.positive_int("max_concurrent_streams", RelayConfig.max_concurrent_streams),
     )
 
 
@@ -913,7 +933,8 @@ def _parse_accounting(path, parser, relay):
     for key in section.section:
         if key not in ACCOUNTING_KEYS and key not in factory.options:
             known = ", ".join(sorted(ACCOUNTING_KEYS | set(factory.options)))
-            section.fail(key, f"unknown key (with accounting = {name}: {known})")
+            section.fail(key, f"unknown key (with accounting = {name}: {known})"
+                              + _did_you_mean(key, ACCOUNTING_KEYS | set(factory.options)))
     try:
         options = factory.parse_options({k: section.raw(k) for k in section.section if k in factory.options},
                                         os.path.dirname(path))

@@ -40,6 +40,7 @@ class Session:
         self.peer = peer
         self.client_ip = peer
         self.scheme = scheme
+        self.protocol = "h1"      # what carries the client leg: h1 (HTTP/1.1 upgrade) or h2 (RFC 8441 stream)
         self.started = now
         self.domain = None
         self.host = None
@@ -193,7 +194,7 @@ class Session:
             "{client_ip} {domain} \"{path}\" {status} {origin} "
             "in={client_messages_in}/{client_bytes_in}B out={client_messages_out}/{client_bytes_out}B "
             "{duration:.3f}s close client={client_close_code} origin={origin_close_code} first={first_closer}"
-            + worker,
+            " proto={protocol}" + worker,
             **record,
         )
 
@@ -209,6 +210,7 @@ class Session:
             "client_ip": self.client_ip,
             "peer": self.peer,
             "scheme": self.scheme,
+            "protocol": self.protocol,
             "path": self.path,
             "subprotocol": self.subprotocol,
             "origin": self.origin_address,
@@ -235,4 +237,5 @@ def refusal_line(record):
         return "-" if value is None else value
     return (f"{record['client_ip']} {shown(record['domain'])} \"{shown(record['path'])}\" "
             f"{shown(record['status'])} refused: {shown(record['reason'])} "
-            f"in={record['client_bytes_in']}B out={record['client_bytes_out']}B {record['duration']:.3f}s")
+            f"in={record['client_bytes_in']}B out={record['client_bytes_out']}B {record['duration']:.3f}s"
+            f" proto={shown(record.get('protocol'))}")
