@@ -28,6 +28,7 @@ setup(
         "prometheus_client>=0.20",  # /metrics on the admin endpoint
         "plotly>=5.20",  # its wheel ships plotly.min.js: the dashboard's charts, served offline
         "h2>=4.1,<5",  # HTTP/2 at the edge (http2 = on): the state machine, extended CONNECT (RFC 8441)
+        "hyperframe>=6.1,<7",  # h2's frames: the graceful GOAWAY written at a drain
     ],
     extras_require={
         # accounting = postgresql (psycopg 3 with its own libpq)
