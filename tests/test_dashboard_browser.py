@@ -32,6 +32,7 @@ from tests.test_observe_loopback import relay_with_admin
 from tests.traffic import EchoOrigin, Expected, talk
 
 VIEWPORT = {"width": 1400, "height": 1000}
+PAGE_START = 30.0  # seconds for the first page with plotly.js (4.5 MB) on a busy 2-core machine
 
 
 def chromium():
@@ -91,13 +92,13 @@ def test_dashboard_in_chromium(tmp_path):
         problems.clear()  # the 401 of the wrong token is itself logged by Chromium as an error
         await page.fill("#token", TOKEN)
         await page.click("button[type=submit]")
-        await page.wait_for_selector("#view-overview:not([hidden])", timeout=WAIT * 1000)
+        await page.wait_for_selector("#view-overview:not([hidden])", timeout=PAGE_START * 1000)
         (cookie,) = await context.cookies()
         assert (cookie["name"], cookie["httpOnly"], cookie["sameSite"]) == ("wsrelay_admin", True, "Strict")
         assert TOKEN not in cookie["value"]
 
         # overview: live numbers, origins up
-        await expect(page.locator("#t-origins")).to_contain_text("/", timeout=WAIT * 1000)
+        await expect(page.locator("#t-origins")).to_contain_text("/", timeout=PAGE_START * 1000)
         assert await page.inner_text("#t-origins") == "2 / 2"
         assert await page.inner_text("#t-sessions") == "0"
         await expect(page.locator("#t-handshakes")).not_to_have_text("–", timeout=WAIT * 1000)
@@ -179,7 +180,7 @@ def test_dashboard_in_chromium(tmp_path):
         phone.on("console", lambda m: problems.append(f"{m.text} {m.location}") if m.type == "error" else None)
         phone.on("pageerror", lambda e: problems.append(str(e)))
         await phone.goto(base + "/#overview")
-        await expect(phone.locator("#t-origins")).to_contain_text("/", timeout=WAIT * 1000)
+        await expect(phone.locator("#t-origins")).to_contain_text("/", timeout=PAGE_START * 1000)
         await screenshot(phone, "overview-light-phone")
         assert problems == []
 

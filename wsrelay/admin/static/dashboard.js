@@ -403,7 +403,8 @@ document.addEventListener("DOMContentLoaded", async () => {
   window.addEventListener("hashchange", () => show(location.hash.slice(1)));
   matchMedia("(prefers-color-scheme: dark)").addEventListener("change", () => show(state.view));
   fillIntervals();
+  show(location.hash.slice(1));  // the view at once; its data once the first poll named the domains
   await pollOverview();
   state.timer = setInterval(pollOverview, REFRESH);
-  show(location.hash.slice(1));
+  if (state.view === "domain") loadDomain();
 });
