@@ -15,8 +15,6 @@ reasons), never from raw client input: a Host header naming no domain counts
 under domain "-", so a flood of random names adds no series.
 """
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
-
 UNKNOWN_DOMAIN = "-"
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 LEGS = ("client", "origin")
@@ -230,6 +228,8 @@ def merge(snapshots):
 
 
 def _histogram(name, documentation, labels, rows, width):
+    from prometheus_client.core import HistogramMetricFamily
+
     family = HistogramMetricFamily(name, documentation, labels=labels)
     for row in rows:
         key, counts, sum_, count = row[:width], row[width], row[width + 1], row[width + 2]
@@ -243,6 +243,9 @@ def _histogram(name, documentation, labels, rows, width):
 
 def families(snap):
     """The prometheus_client metric families of a (merged) snapshot."""
+    # imported at the first scrape: a relay (or a worker) without an admin endpoint never pays for it
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
     def fill(family, rows):
         for row in rows:
             family.add_metric([str(v) for v in row[:-1]], row[-1])
