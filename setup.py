@@ -34,6 +34,7 @@ setup(
         # accounting = postgresql (psycopg 3 with its own libpq)
         "postgresql": ["psycopg[binary]>=3.1,<4"],
         "test": ["pytest>=8", "websockets>=13", "mmdb-writer>=0.2", "jsonschema>=4", "PyYAML>=6",
+                 "aiohttp>=3.9", "python-socketio>=5.11",
                  "psycopg[binary]>=3.1,<4", "build>=1", "wheel",
                  "playwright>=1.40"],  # drives Debian's chromium (scripts/install-browser), never its own
     },
