@@ -88,6 +88,7 @@ class DomainConfig:
     connection_timeout: float = 60.0
     max_message_size: int = 1048576
     max_connections: int = 0      # live sessions of this domain in this process; 0: no limit of its own
+    max_session_duration: float = 0.0  # seconds a session may last (1001 after it); 0: no limit
     compression: bool = False
     origin_compression: bool = False
     selector: str = "round-robin"
@@ -258,12 +259,13 @@ RELAY_KEYS = {
     "origin_gone_close_code", "trusted_proxies", "selector", "tls_min_version",
     "drain_window", "drain_timeout", "max_connections", "max_connections_per_ip",
     "handshake_rate_per_ip", "handshake_rate", "max_ping_rate", "workers",
-    "accounting", "geoip_city_db", "geoip_asn_db",
+    "accounting", "geoip_city_db", "geoip_asn_db", "max_session_duration",
 } | HEALTH_KEYS | TLS_KEYS | {"billing", "billing_cycle", "price_tiers"}
 ACCOUNTING_KEYS = {"flush_interval", "node_id", "retention_5m", "retention_1h", "retention_1d",
                    "admin", "admin_token_file"}
 MIN_TOKEN = 16  # characters of an admin token
-DOMAIN_OVERRIDES = ("heartbeat_interval", "heartbeat_timeout", "connection_timeout", "max_message_size")
+DOMAIN_OVERRIDES = ("heartbeat_interval", "heartbeat_timeout", "connection_timeout", "max_message_size",
+                    "max_session_duration")
 ORIGIN_TLS_KEYS = ("origin_ca", "origin_verify", "origin_sni")
 DOMAIN_KEYS = {
     "websocket", "origins", "origin_protocol", "origin_host", "allowed_origins",
@@ -704,6 +706,7 @@ def parse_config(text, path="<string>", now=None):
         heartbeat_timeout=relay.seconds("heartbeat_timeout", 60.0),
         connection_timeout=relay.seconds("connection_timeout", 60.0),
         max_message_size=relay.positive_int("max_message_size", 1048576),
+        max_session_duration=relay.seconds("max_session_duration", 0.0),
     )
     code_text = relay.raw("origin_gone_close_code")
     origin_gone = 1011
@@ -763,6 +766,7 @@ def parse_config(text, path="<string>", now=None):
             heartbeat_timeout=reader.seconds("heartbeat_timeout", base.heartbeat_timeout),
             connection_timeout=reader.seconds("connection_timeout", base.connection_timeout),
             max_message_size=reader.positive_int("max_message_size", base.max_message_size),
+            max_session_duration=reader.seconds("max_session_duration", base.max_session_duration),
             max_connections=reader.positive_int("max_connections", 0, minimum=0),
             compression=reader.boolean("compression", False),
             origin_compression=reader.boolean("origin_compression", False),

@@ -7,8 +7,9 @@ logged when both are gone.
 from twisted.logger import Logger
 
 from wsrelay.closing import (
-    IDLE, PEER_CLOSED, PEER_DEAD, PEER_GONE, RELOAD, SHUTDOWN, close_for_other_leg,
+    EXPIRED, IDLE, PEER_CLOSED, PEER_DEAD, PEER_GONE, RELOAD, SHUTDOWN, close_for_other_leg,
 )
+from wsrelay.drain import lifetime
 from wsrelay.timers import Heartbeat, IdleTimer
 
 log = Logger(namespace="wsrelay.session")
@@ -57,6 +58,7 @@ class Session:
         self.accounting_dims = None  # (domain, region, isp) the meter counts this session under
         self._idle = None
         self._heartbeats = ()
+        self._expiry = None       # max_session_duration's timer
         self._client_lost = False
         self._origin_lost = False
 
@@ -80,6 +82,9 @@ class Session:
             self._heartbeats = (beat,)
             client.heartbeat = origin.heartbeat = beat
             beat.start()
+        left = lifetime(domain.max_session_duration, self.config.drain_window, self.relay.random)
+        if left is not None:
+            self._expiry = self.clock.callLater(left, self._close_both, EXPIRED)
         self.relay.session_opened(self)
         origin.client_opened()
 
@@ -155,6 +160,8 @@ class Session:
             self._idle.stop()
         for beat in self._heartbeats:
             beat.stop()
+        if self._expiry is not None and self._expiry.active():
+            self._expiry.cancel()
 
     def end(self):
         if self.ended:
