@@ -158,6 +158,7 @@ class RelayConfig:
     handshake_rate_per_ip: float = 50.0  # handshakes per second per client address per process; 0: no limit
     handshake_rate: float = 1000.0  # handshakes per second per process; 0: no limit
     max_ping_rate: float = 10.0   # pings per second a peer may send on a leg; 0: no limit
+    max_memory: int = 0           # bytes of resident memory per process before handshakes get 503 (overload.py); 0: off
     workers: int = 1              # relay processes sharing the listeners (auto: the CPUs this process may use)
     accounting: object = None     # AccountingSettings; None: accounting = off
 
@@ -259,7 +260,7 @@ RELAY_KEYS = {
     "origin_gone_close_code", "trusted_proxies", "selector", "tls_min_version",
     "drain_window", "drain_timeout", "max_connections", "max_connections_per_ip",
     "handshake_rate_per_ip", "handshake_rate", "max_ping_rate", "workers",
-    "accounting", "geoip_city_db", "geoip_asn_db", "max_session_duration",
+    "accounting", "geoip_city_db", "geoip_asn_db", "max_session_duration", "max_memory",
 } | HEALTH_KEYS | TLS_KEYS | {"billing", "billing_cycle", "price_tiers"}
 ACCOUNTING_KEYS = {"flush_interval", "node_id", "retention_5m", "retention_1h", "retention_1d",
                    "admin", "admin_token_file"}
@@ -327,6 +328,18 @@ class _Reader:
             self.fail(key, f"{value!r} must be greater than 0" if minimum == 1 else
                       f"{value!r} must be {minimum} or more")
         return number
+
+    def size(self, key, default):
+        """Bytes: a whole number, or with K, M or G after it (KiB, MiB, GiB)."""
+        value = self.raw(key)
+        if value is None or value == "":
+            return default
+        text = value.upper().removesuffix("IB").removesuffix("B")
+        scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:], 1)
+        digits = text[:-1] if scale > 1 else text
+        if not digits.strip().isdigit():
+            self.fail(key, f"{value!r} is not a size in bytes (a whole number, or with K, M or G after it)")
+        return int(digits) * scale
 
     def boolean(self, key, default):
         value = self.raw(key)
@@ -837,6 +850,7 @@ def parse_config(text, path="<string>", now=None):
         handshake_rate_per_ip=relay.rate("handshake_rate_per_ip", RelayConfig.handshake_rate_per_ip),
         handshake_rate=relay.rate("handshake_rate", RelayConfig.handshake_rate),
         max_ping_rate=relay.rate("max_ping_rate", RelayConfig.max_ping_rate),
+        max_memory=relay.size("max_memory", RelayConfig.max_memory),
         workers=workers,
         listen=listen,
         handshake_timeout=handshake_timeout,

@@ -22,11 +22,12 @@ from wsrelay.config import ConfigError, load_config, proxy_protocol_of, split_li
 from wsrelay.drain import Stagger, plan_reload
 from wsrelay.emfile import quiet_emfile
 from wsrelay.http import client_address
-from wsrelay.limits import Limits
+from wsrelay.limits import Limits, Refusal
 from wsrelay.legs import ClientLeg
 from wsrelay.proxywrap import ProxyProtocolFactory
 from wsrelay.reuseport import ReusePortEndpoint
 from wsrelay.origin import OriginDial, origin_endpoint, origin_probe
+from wsrelay.overload import OverloadGuard
 from wsrelay.routing import Routes
 from wsrelay.sdnotify import sd_notify
 from wsrelay.tls import (
@@ -84,6 +85,7 @@ class Relay:
         self._origin_factories = {}
         self._origin_tls = {}  # domain name -> OriginTLS, built at its first https dial
         self.accounting = None  # wsrelay.accounting.service.Accounting, when statistics are kept
+        self.overload = None    # the OverloadGuard (max_memory), set by RelayService
 
     # -- called by the protocols ----------------------------------------------
 
@@ -107,6 +109,8 @@ class Relay:
 
     def admit(self, session, domain):
         """The limits' Ticket for a handshake about to dial an origin, or a limits.Refusal."""
+        if self.overload is not None and self.overload.refusing:
+            return Refusal(503, "the relay is short of memory", 5)
         return self.limits.admit(session.client_ip, domain, self.reactor.seconds())
 
     def scheme_of(self, transport):
@@ -304,6 +308,8 @@ class RelayService(service.MultiService):
         self.tls = None
         if config.tls_listeners:
             self.tls = ServerTLS(CertificateMap.from_config(config), config.tls_min_version)
+        self.overload = relay.overload = OverloadGuard(relay, relay.reactor)
+        self.overload.setServiceParent(self)
         expiry = TimerService(EXPIRY_CHECK_INTERVAL, self.check_expiry)
         expiry.clock = relay.reactor
         expiry.setServiceParent(self)
@@ -430,6 +436,7 @@ class RelayService(service.MultiService):
             for line in config.warnings:
                 log.warn("{warning}", warning=line)
             plan = self.relay.reload(config)
+            self.overload.configure()
             if self.accounting is not None:
                 self.accounting.note_billing(config)
             if self.running:

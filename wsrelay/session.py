@@ -106,6 +106,24 @@ class Session:
         """A reloaded config changed or removed this session's route: 1012 on both legs."""
         self._end_by_relay(RELOAD, "the relay configuration changed")
 
+    def shed(self, code, reason, holding):
+        """
+        Overload (max_memory): `code` on each leg, but a leg `holding(leg)`
+        unsent data its peer is not reading is dropped, which frees it at once.
+        """
+        if self.ended or self.status != 101:
+            return
+        if self.first_closer is None:
+            self.first_closer = "relay"
+        self._stop_clocks()
+        legs = (self.client, self.origin)
+        dropped = [leg for leg in legs if holding(leg)]
+        for leg in legs:
+            if leg not in dropped:
+                leg.close_with(code, reason, hold=False)
+        for leg in dropped:
+            leg.abort()
+
     def _end_by_relay(self, event, why):
         if self.ended:
             return
