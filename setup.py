@@ -1,12 +1,21 @@
-from setuptools import setup
+import re
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+VERSION = re.search(r'^__version__ = "([^"]+)"', (HERE / "wsrelay" / "__init__.py").read_text(), re.M).group(1)
 
 setup(
     name="wsrelay",
-    version="0.1.0",
+    version=VERSION,
     description="A self-hosted WebSocket edge relay (a twistd plugin)",
     python_requires=">=3.11",
-    packages=["wsrelay", "wsrelay.selectors", "wsrelay.accounting", "twisted.plugins"],
-    package_data={"wsrelay": ["demo_page.html"]},
+    # Every wsrelay package, found by setuptools (a package listed by hand was once left
+    # out of the wheel). twisted.plugins has no __init__.py on purpose: it is Twisted's
+    # plugin directory, shared with every other installed plugin, so it is named as it is.
+    packages=find_packages(include=["wsrelay", "wsrelay.*"]) + ["twisted.plugins"],
+    package_data={"wsrelay": ["*.html", "**/*.html"]},
     install_requires=[
         "Twisted>=24.7",
         # 26.7.1 checks the message-size limit after inflation (GHSA-hxp9-w8x3-p566);
@@ -21,7 +30,7 @@ setup(
         # accounting = postgresql (psycopg 3 with its own libpq)
         "postgresql": ["psycopg[binary]>=3.1,<4"],
         "test": ["pytest>=8", "websockets>=13", "mmdb-writer>=0.2", "jsonschema>=4", "PyYAML>=6",
-                 "psycopg[binary]>=3.1,<4"],
+                 "psycopg[binary]>=3.1,<4", "build>=1", "wheel"],
     },
     entry_points={"console_scripts": ["wsrelay-stats = wsrelay.accounting.cli:run"]},
 )
