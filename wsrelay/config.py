@@ -286,6 +286,8 @@ class _Reader:
 
     def raw(self, key):
         value = self.section.get(key)
+        if value is not None and "\0" in value:  # no value has one; as a path it would raise ValueError in open()
+            self.fail(key, "contains a NUL character")
         return None if value is None else value.strip()
 
     def _non_negative(self, key, default, unit, zero):

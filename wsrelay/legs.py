@@ -60,6 +60,7 @@ class _Leg:
     close_sent = None         # (code, reason) of the close frame this leg sent
     close_received = None     # (code, reason) of the close frame its peer sent
     lost = False
+    aborted = False           # abort() was called: nothing more is written (or counted) on this leg
     joined = True             # the session counts this leg as its own
     _forward = False          # the incoming message is copied to the other leg
     _sink = _IDLE             # state of the frame being written onto this leg
@@ -94,6 +95,8 @@ class _Leg:
         self._dataReceived(data)
 
     def sendData(self, data, sync=False, chopsize=None):
+        if self.aborted:
+            return
         self.counters.bytes_out += len(data)
         self.transport.write(data)
 
@@ -152,7 +155,7 @@ class _Leg:
         own and the source frame's end as a final one (_REFRAME): fragmentation
         changes, the message does not, and nothing is held.
         """
-        if self.state != OPEN:
+        if self.state != OPEN or self.aborted:
             return False
         compressor = self._perMessageCompress
         if opcode:  # a new message; a continuation keeps what is still to be written
@@ -208,6 +211,8 @@ class _Leg:
         self._write(frame_header(opcode, fin, len(data), rsv, mask) + data)
 
     def _write(self, data):
+        if self.aborted:  # the rest of a read after the other leg failed (found by fuzz/fuzz_frames.py)
+            return
         self.counters.bytes_out += len(data)
         self.transport.write(data)
 
@@ -267,6 +272,7 @@ class _Leg:
 
     def abort(self):
         if not self.lost and self.transport is not None:
+            self.aborted = True
             self.transport.abortConnection()
 
     def close_info(self):
@@ -425,6 +431,14 @@ class ClientLeg(_Leg, WebSocketServerProtocol):
         super().connectionLost(reason)
 
 
+def _is_utf8(data):
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 class OriginLeg(_Leg, WebSocketClientProtocol):
     """The origin's side: sends the relay's own request, reports how it was answered."""
 
@@ -447,8 +461,13 @@ class OriginLeg(_Leg, WebSocketClientProtocol):
         self.sendData(self._request)
 
     def processHandshake(self):
-        if self.data.find(b"\r\n\r\n") < 0 and len(self.data) > MAX_HEAD:
+        end = self.data.find(b"\r\n\r\n")
+        if end < 0 and len(self.data) > MAX_HEAD:
             self.failHandshake("origin response head too large")
+            return
+        if end >= 0 and not _is_utf8(self.data[:end]):
+            # Autobahn decodes the head as UTF-8 for a debug line and would raise (found by fuzz/fuzz_http.py)
+            self.failHandshake("origin response head is not UTF-8")
             return
         super().processHandshake()
 
