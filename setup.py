@@ -25,6 +25,7 @@ setup(
         "service-identity>=24",
         "zope.interface>=6",
         "maxminddb>=2.5",  # region and ISP of client addresses (geoip_city_db, geoip_asn_db)
+        "h2>=4.1,<5",  # HTTP/2 at the edge (http2 = on): the state machine, extended CONNECT (RFC 8441)
     ],
     extras_require={
         # accounting = postgresql (psycopg 3 with its own libpq)

@@ -417,7 +417,7 @@ def test_demo_page_in_a_real_browser_through_the_relay(tmp_path):
             session_re = re.compile(
                 r'\[wsrelay\.session#info\] 127\.0\.0\.1 \* "(/echo|/comments)" 101 '
                 + re.escape(f"127.0.0.1:{demo_port}")
-                + r" in=(\d+)/\d+B out=(\d+)/\d+B \d+\.\d+s close client=1001 origin=1001 first=client$")
+                + r" in=(\d+)/\d+B out=(\d+)/\d+B \d+\.\d+s close client=1001 origin=1001 first=client proto=h1$")
             sessions = []
             for line in lines:
                 m = session_re.search(line)

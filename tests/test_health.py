@@ -157,8 +157,9 @@ def test_route_logs_each_change_once_and_ends_the_cool_down_on_its_clock(logged)
 
 
 def test_every_origin_out_is_503_at_once_logged_once(logged):
+    # panic_threshold = 0: the health verdicts are never doubted (the default balances over all)
     routes, clock = routes_for("[domain:chat.test]\norigins = 10.0.0.1:8000 10.0.0.2:8000\n"
-                               "eject_after = 1\neject_for = 10\n")
+                               "eject_after = 1\neject_for = 10\npanic_threshold = 0\n")
     route = routes["chat.test"]
     route.failed(A, "connect timed out")
     clock.advance(4)
@@ -386,7 +387,7 @@ def test_handshakes_get_503_at_once_when_every_origin_is_ejected():
     clock = MemoryReactorClock()
     relay = Relay(parse_config("[relay]\norigin_connect_timeout = 3\n[domain:chat.test]\n"
                                "origins = 10.0.0.1:8000 10.0.0.2:8000\norigin_protocol = http\n"
-                               "eject_after = 2\neject_for = 30\n", "test.ini"), clock)
+                               "eject_after = 2\neject_for = 30\npanic_threshold = 0\n", "test.ini"), clock)
     factory = RelayFactory(relay)
 
     def handshake():

@@ -71,6 +71,9 @@ def test_dead_origin_is_ejected_restored_by_checks_and_all_dead_is_503(make_rela
             ; the checks alone never take an origin out here: the passive threshold does
             health_fall = 1000
             health_rise = 2
+            ; never doubt the verdicts: with every origin gone, 503 at once (the default
+            ; panic_threshold would balance over all three; tests/test_passive_health_loopback.py)
+            panic_threshold = 0
         """, start=True)
         for _ in range(6):
             await session(relay)

@@ -14,7 +14,6 @@ import pytest
 from OpenSSL import SSL
 from twisted.internet.testing import EventLoggingObserver, MemoryReactorClock
 from twisted.logger import globalLogPublisher
-from twisted.python import usage
 
 from tests.test_tls_pki import pki  # noqa: F401  (a fixture)
 from wsrelay import tls
@@ -484,5 +483,5 @@ def test_no_expiry_warning_for_a_fresh_certificate(pki, certs, tls_log):  # noqa
 def test_the_relay_refuses_to_start_without_service_identity(monkeypatch):
     monkeypatch.setitem(sys.modules, "service_identity", None)
     monkeypatch.setitem(sys.modules, "service_identity.cryptography", None)
-    with pytest.raises(usage.UsageError, match="service_identity is not installed.*pip install service-identity"):
+    with pytest.raises(SystemExit, match="service_identity is not installed.*pip install service-identity"):
         Options().parseOptions(["--config", "etc/relay.ini"])

@@ -7,6 +7,7 @@ section and the key, so an operator can fix it from one line of output.
 """
 
 import configparser
+import difflib
 import ipaddress
 import os
 import re
@@ -71,6 +72,7 @@ class HealthConfig:
     timeout: float = 2.0
     fall: int = 3                 # failed checks in a row that take an origin out
     rise: int = 2                 # passed checks in a row that put it back
+    panic_threshold: int = 50     # % of origins in rotation below which all are balanced over; 0: never
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,7 @@ class DomainConfig:
     origin_verify: bool = True
     origin_sni: str | None = None
     billing: BillingSettings = BillingSettings()  # how its traffic is billed (the usage report)
+    http2: bool = False           # ssl: listeners offer h2 (ALPN) to clients asking for this name (SNI)
 
     def origin_scheme(self, client_scheme):
         """'http' or 'https' towards the origin, given the client's own scheme."""
@@ -161,6 +164,13 @@ class RelayConfig:
     max_memory: int = 0           # bytes of resident memory per process before handshakes get 503 (overload.py); 0: off
     workers: int = 1              # relay processes sharing the listeners (auto: the CPUs this process may use)
     accounting: object = None     # AccountingSettings; None: accounting = off
+    http2: bool = False           # h2 offered by ALPN on ssl: listeners (the domains' default; no SNI)
+    max_concurrent_streams: int = 100  # HTTP/2 streams open at once on one client connection
+
+    def http2_for(self, server_name):
+        """Whether a TLS client asking for `server_name` (SNI; None: none sent) is offered h2."""
+        domain = self.domain_for(server_name) if server_name else None
+        return domain.http2 if domain is not None else self.http2
 
     def each_domain(self):
         """Every DomainConfig: exact names, wildcards, then the catch-all."""
@@ -251,7 +261,7 @@ def normalize_host(host):
 DEFAULT_SELECTOR = "round-robin"
 HEALTH_KEYS = {
     "eject_after", "eject_for", "health_interval", "health_check", "health_path",
-    "health_timeout", "health_fall", "health_rise",
+    "health_timeout", "health_fall", "health_rise", "panic_threshold",
 }
 TLS_KEYS = {"certificate", "private_key"}
 RELAY_KEYS = {
@@ -260,7 +270,8 @@ RELAY_KEYS = {
     "origin_gone_close_code", "trusted_proxies", "selector", "tls_min_version",
     "drain_window", "drain_timeout", "max_connections", "max_connections_per_ip",
     "handshake_rate_per_ip", "handshake_rate", "max_ping_rate", "workers",
-    "accounting", "geoip_city_db", "geoip_asn_db", "max_session_duration", "max_memory",
+    "accounting", "geoip_city_db", "geoip_asn_db", "http2", "max_concurrent_streams",
+    "max_session_duration", "max_memory",
 } | HEALTH_KEYS | TLS_KEYS | {"billing", "billing_cycle", "price_tiers"}
 ACCOUNTING_KEYS = {"flush_interval", "node_id", "retention_5m", "retention_1h", "retention_1d",
                    "admin", "admin_token_file"}
@@ -271,8 +282,14 @@ ORIGIN_TLS_KEYS = ("origin_ca", "origin_verify", "origin_sni")
 DOMAIN_KEYS = {
     "websocket", "origins", "origin_protocol", "origin_host", "allowed_origins",
     "compression", "origin_compression", "selector", "max_connections",
-    "billing", "billing_cycle", "price_tiers", "plans",
+    "billing", "billing_cycle", "price_tiers", "plans", "http2",
 } | set(DOMAIN_OVERRIDES) | HEALTH_KEYS | TLS_KEYS | set(ORIGIN_TLS_KEYS)
+
+
+def _did_you_mean(key, known):
+    """'; did you mean X?' for a misspelt key close to one of `known`, else ''."""
+    close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.75)
+    return f"; did you mean {close[0]}?" if close else ""
 
 
 class _Reader:
@@ -428,6 +445,7 @@ def _parse_health(reader, base):
         timeout=reader.seconds("health_timeout", base.timeout),
         fall=reader.positive_int("health_fall", base.fall),
         rise=reader.positive_int("health_rise", base.rise),
+        panic_threshold=_percent(reader, "panic_threshold", base.panic_threshold),
     )
     if health.eject_for == 0:
         reader.fail("eject_for", "must be greater than 0 (eject_after = 0 turns ejection off)")
@@ -438,6 +456,17 @@ def _parse_health(reader, base):
         key = "health_timeout" if named else "health_interval"
         reader.fail(key, f"health_timeout ({health.timeout:g}) is longer than health_interval ({health.interval:g})")
     return health
+
+
+def _percent(reader, key, default):
+    """A whole percentage, 0 to 100, written with or without its % sign."""
+    value = reader.raw(key)
+    if not value:
+        return default
+    text = value[:-1].strip() if value.endswith("%") else value
+    if not text.isdigit() or int(text) > 100:
+        reader.fail(key, f"{value!r} is not a whole percentage from 0 to 100")
+    return int(text)
 
 
 def _health_path(reader, key, default):
@@ -482,7 +511,8 @@ def _selector_sections(path, parser, factories):
         for key in reader.section:
             if key not in factory.options:
                 known = ", ".join(sorted(factory.options)) or "none"
-                reader.fail(key, f"unknown key (the options of {selector} are: {known})")
+                reader.fail(key, f"unknown key (the options of {selector} are: {known})"
+                                 + _did_you_mean(key, factory.options))
         sections[selector] = reader
     return sections
 
@@ -713,7 +743,7 @@ def parse_config(text, path="<string>", now=None):
         if key not in RELAY_KEYS:
             owners = sorted(n for n, f in factories.items() if key in f.options)
             hint = f" (an option of selector {owners[0]}: set it in [selector:{owners[0]}])" if owners else ""
-            relay.fail(key, "unknown key" + hint)
+            relay.fail(key, "unknown key" + (hint or _did_you_mean(key, RELAY_KEYS)))
 
     base = DomainConfig(
         name="*",
@@ -741,6 +771,7 @@ def parse_config(text, path="<string>", now=None):
                                          relay.raw("selector") or DEFAULT_SELECTOR)
     base_health = _parse_health(relay, HealthConfig())
     base_billing = _parse_billing(relay, BillingSettings())
+    http2 = relay.boolean("http2", False)
     selector_sections = _selector_sections(path, parser, factories)
     tls_min_version = relay.choice("tls_min_version", "1.2", tls.MIN_VERSIONS)
     loaded, bundles = {}, {}
@@ -759,7 +790,7 @@ def parse_config(text, path="<string>", now=None):
             if key not in DOMAIN_KEYS and key not in factory.options:
                 owners = sorted(n for n, f in factories.items() if key in f.options)
                 hint = f" (an option of selector {', '.join(owners)}; this domain uses {factory.name})"
-                reader.fail(key, "unknown key" + (hint if owners else ""))
+                reader.fail(key, "unknown key" + (hint if owners else _did_you_mean(key, DOMAIN_KEYS | set(factory.options))))
         websocket = reader.boolean("websocket", True)
         origins = _parse_origins(reader, "origins")
         if websocket and not origins:
@@ -793,6 +824,7 @@ def parse_config(text, path="<string>", now=None):
             origin_verify=reader.boolean("origin_verify", True),
             origin_sni=_server_name(reader, "origin_sni"),
             billing=_parse_billing(reader, base_billing),
+            http2=reader.boolean("http2", http2),
         )
         if websocket:
             in_use[factory.name] = factory
@@ -867,6 +899,8 @@ def parse_config(text, path="<string>", now=None):
         certificate=default_certificate,
         tls_min_version=tls_min_version,
         accounting=_parse_accounting(path, parser, relay),
+        http2=http2,
+        max_concurrent_streams=relay.positive_int("max_concurrent_streams", RelayConfig.max_concurrent_streams),
     )
 
 
@@ -911,7 +945,8 @@ def _parse_accounting(path, parser, relay):
     for key in section.section:
         if key not in ACCOUNTING_KEYS and key not in factory.options:
             known = ", ".join(sorted(ACCOUNTING_KEYS | set(factory.options)))
-            section.fail(key, f"unknown key (with accounting = {name}: {known})")
+            section.fail(key, f"unknown key (with accounting = {name}: {known})"
+                              + _did_you_mean(key, ACCOUNTING_KEYS | set(factory.options)))
     try:
         options = factory.parse_options({k: section.raw(k) for k in section.section if k in factory.options},
                                         os.path.dirname(path))

@@ -2,9 +2,11 @@
 Which of a domain's origins are in rotation.
 
 HealthBoard is the state machine, a plain class fed with events and `now`:
-passive (failed connects in a row eject an origin for a cool-down, then it is
-tried again) and active (failed checks in a row take it out, passed checks in
-a row put it back). Each method returns the Change it caused, or None, so the
+passive (failures in a row that the origin caused eject it for a cool-down,
+then it is tried again) and active (failed checks in a row take it out, passed
+checks in a row put it back); and the panic threshold (Envoy's): when fewer
+than `panic_threshold` percent of the origins are in rotation, the health
+verdicts are doubted and the selector balances over all of them. Each method returns the Change it caused, or None, so the
 caller logs a state once per change, never once per request.
 
 HealthChecks and `probe` are the active checks' shell: a real WebSocket
@@ -50,16 +52,24 @@ class _State:
 
 
 class HealthBoard:
-    """One domain's origins and whether each is in rotation; `available` is recomputed only on a change."""
+    """
+    One domain's origins and whether each is in rotation (`available`), and
+    what the selector chooses from (`candidates`: the available ones, or all
+    of them in `panic`); recomputed only on a change.
+    """
 
     def __init__(self, origins, config):
         self.origins = tuple(origins)
         self.config = config
         self._state = {origin: _State() for origin in self.origins}
-        self.available = self.origins
+        self.available = self.candidates = self.origins
+        self.panic = False
 
     def _changed(self):
         self.available = tuple(o for o in self.origins if self._state[o].in_rotation)
+        threshold = self.config.panic_threshold
+        self.panic = len(self.available) * 100 < threshold * len(self.origins)
+        self.candidates = self.origins if self.panic else self.available
 
     def state_of(self, origin):
         s = self._state[origin]

@@ -1,11 +1,14 @@
 """
 Dialling the origin for one handshake: the origins the domain's route
 chooses, the endpoint (TLS with SNI and a checked certificate for https),
-the deadline, the one retry on a failed connect, the HTTP status the client
-gets when it fails, and what the route hears about each attempt (opened, or
+the deadline, the one retry on the next origin (after a failed connect, or
+when the origin closed or reset the connection before sending a byte: an
+upgrade GET is idempotent, like nginx's `proxy_next_upstream error`), the
+HTTP status the client gets when it fails, and what the route hears about each attempt (opened, or
 failed) for its selector and its health board.
 """
 
+import errno
 import ipaddress
 
 from twisted.internet import defer, error
@@ -24,6 +27,13 @@ from wsrelay.selectors import Handshake
 from wsrelay.tls import OriginCertificateError, check_server_name, origin_server_name, tls_handshake_problem
 
 log = Logger(namespace="wsrelay.origin")
+
+# A deadline that fires this many seconds late says the relay's own event loop was
+# too busy to judge the origin: such a timeout does not count against its health.
+LATE = 0.25
+# Connect errors that are the relay's own (out of descriptors, memory or ports),
+# not the origin's: they do not count against its health either.
+RELAY_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM, errno.EADDRNOTAVAIL})
 
 
 def origin_endpoint(reactor, origin, scheme, timeout, sni=None, tls=None):
@@ -131,6 +141,7 @@ class OriginDial:
             self._fail(503, "no origin available")
 
     def _attempt(self, index):
+        self._index = index
         origin = self.candidates[index]
         key = new_key()
         offers = origin_offers() if self.domain.origin_compression else []
@@ -146,6 +157,8 @@ class OriginDial:
         self._leg, self._origin = leg, origin
         timeout = self.relay.config.origin_connect_timeout
         self._timed_out = False
+        self._grace = False
+        self._deadline_at = self.relay.reactor.seconds() + timeout
         self._timer = self.relay.reactor.callLater(timeout, self._deadline)
         endpoint = self.relay.origin_endpoint(origin, self.scheme, timeout, self.domain, self.server_name)
         self._connecting = endpoint.connect(_LegFactory(leg))
@@ -153,6 +166,12 @@ class OriginDial:
 
     def _deadline(self):
         self._timer = None
+        if not self._grace:
+            # One more turn of the event loop first: a busy reactor runs its timers
+            # before it reads, so an answer already received would be lost to a timeout.
+            self._grace = True
+            self._timer = self.relay.reactor.callLater(0, self._deadline)
+            return
         self._timed_out = True
         if self._connecting is not None:
             self._connecting.cancel()
@@ -173,13 +192,20 @@ class OriginDial:
         self._stop_timer()
         if self._cancelled:
             return
-        why = "timed out" if self._timed_out else failure.getErrorMessage()
+        timed_out = self._timed_out or failure.check(error.TimeoutError)
+        why = "timed out" if timed_out else failure.getErrorMessage()
         log.info("origin {origin} for {domain}: connect failed ({why})",
                  origin=str(self._origin), domain=self.domain.name, why=why)
-        self.route.failed(self._origin, f"connect {why}")
+        if timed_out:
+            self._judge_timeout(f"connect {why}")
+        elif failure.check(error.ConnectBindError) or (
+                failure.check(error.ConnectError) and failure.value.osError in RELAY_ERRNOS):
+            self.route.failed_here(self._origin, f"connect {why}")
+        else:
+            self.route.failed(self._origin, f"connect {why}")
         if index + 1 < len(self.candidates):
             self._attempt(index + 1)
-        elif self._timed_out or failure.check(error.TimeoutError):
+        elif timed_out:
             self._fail(504, "the origin did not answer in time")
         else:
             self._fail(502, "the origin refused the connection")
@@ -205,7 +231,7 @@ class OriginDial:
             return
         leg = self._leg
         if self._timed_out:
-            self.route.failed(self._origin, "no handshake answer in time")
+            self._judge_timeout("no handshake answer in time")
             self._fail(504, "the origin did not finish its handshake in time")
         elif leg.refusal is not None:
             status, reason = leg.refusal
@@ -224,14 +250,45 @@ class OriginDial:
             self._tls_failed(log.warn, f"certificate refused: {failure.value}",
                              "the origin's TLS certificate was refused")
         elif (why := tls_handshake_problem(failure)) is not None:
-            self._tls_failed(log.info, why, "the TLS handshake with the origin failed")
+            self._tls_failed(log.info, why, "the TLS handshake with the origin failed", retry=True)
         else:
-            self.route.failed(self._origin, "closed the connection during the handshake")
+            how = "reset" if failure.check(error.ConnectionLost) else "closed"
+            why = f"{how} the connection during the handshake"
+            if self._retried(why):
+                return
+            self.route.failed(self._origin, why)
             self._fail(502, "the origin closed the connection during the handshake")
 
-    def _tls_failed(self, emit, why, reason):
+    def _judge_timeout(self, why):
+        """A timeout counts against the origin unless the relay itself was too late to judge it."""
+        late = self.relay.reactor.seconds() - self._deadline_at
+        if late > LATE:
+            log.info("origin {origin} for {domain}: {why}, not counted against it: the relay's event loop "
+                     "was {late:.2f}s late", origin=str(self._origin), domain=self.domain.name, why=why, late=late)
+            self.route.failed_here(self._origin, why)
+        else:
+            self.route.failed(self._origin, why)
+
+    def _retried(self, why):
+        """
+        Try the next candidate when this origin sent nothing at all (so nothing of
+        its answer can have reached the client): True if a retry was started.
+        """
+        leg = self._leg
+        if self._index + 1 >= len(self.candidates) or (leg.counters is not None and leg.counters.bytes_in):
+            return False
+        log.info("origin {origin} for {domain}: {why} before sending a byte; trying {next}",
+                 origin=str(self._origin), domain=self.domain.name, why=why,
+                 next=str(self.candidates[self._index + 1]))
+        self.route.failed(self._origin, why)
+        self._attempt(self._index + 1)
+        return True
+
+    def _tls_failed(self, emit, why, reason, retry=False):
         emit("origin {origin} for {domain} ({server_name}): {why}", origin=str(self._origin),
              domain=self.domain.name, server_name=self.server_name, why=why)
+        if retry and self._retried(why):
+            return
         self.route.failed(self._origin, why)
         self._fail(502, reason)
 

@@ -38,12 +38,13 @@ class DomainRoute:
         self._configured = frozenset(domain.origins)
         self._cooldowns = {}
         self._all_out = False
+        self._panic = False
 
     # -- the handshake ----------------------------------------------------------
 
     def choose(self, handshake):
         """A Deferred firing with the origins to try (the first, then one for the retry); NoOrigin: 503."""
-        available = self.board.available
+        available = self.board.candidates
         if not available:
             return defer.fail(NoOrigin("no origin of this domain is in rotation",
                                        self.board.retry_after(self.reactor.seconds())))
@@ -76,12 +77,21 @@ class DomainRoute:
         self._tell("connection_closed", origin)
 
     def failed(self, origin, reason):
+        """The origin failed the dial (refused, reset, closed, answered wrongly, too slow): it counts."""
         self._tell("connection_failed", origin, reason)
         change = self._note(self.board.connect_failed(origin, self.reactor.seconds(), reason))
         if change is not None and change.state == EJECTED:
             self._cancel_cooldown(origin)
             self._cooldowns[origin] = self.reactor.callLater(
                 self.domain.health.eject_for, self._cooldown_over, origin)
+
+    def failed_here(self, origin, reason):
+        """
+        The dial failed for the relay's own reason (its event loop too late to
+        judge a timeout, its descriptors or ports exhausted): the selector hears
+        of it, the origin's health does not.
+        """
+        self._tell("connection_failed", origin, reason)
 
     def _tell(self, method, *args):
         try:
@@ -116,7 +126,19 @@ class DomainRoute:
         emit = log.warn if change.state in ("ejected", "down") else log.info
         emit("origin {origin} of {domain} {state}: {reason}", origin=str(change.origin),
              domain=self.name, state=change.state, reason=change.reason)
-        all_out = not self.board.available
+        board = self.board
+        panic = board.panic
+        all_out = not board.candidates  # nothing to dial: handshakes get 503
+        if panic != self._panic:
+            self._panic = panic
+            if panic:
+                log.warn("{domain}: {out} of {total} origins out of rotation, under panic_threshold "
+                          "{threshold}%: balancing over all of them", domain=self.name,
+                          out=len(board.origins) - len(board.available), total=len(board.origins),
+                          threshold=self.domain.health.panic_threshold)
+            else:
+                log.info("{domain}: enough origins in rotation again (panic_threshold {threshold}%): "
+                         "balancing over those", domain=self.name, threshold=self.domain.health.panic_threshold)
         if all_out != self._all_out:
             self._all_out = all_out
             if all_out:

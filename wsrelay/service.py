@@ -21,6 +21,7 @@ from twisted.protocols.tls import TLSMemoryBIOFactory
 from wsrelay.config import ConfigError, load_config, proxy_protocol_of, split_listener
 from wsrelay.drain import Stagger, plan_reload
 from wsrelay.emfile import quiet_emfile
+from wsrelay.h2edge import ALPNFactory
 from wsrelay.http import client_address
 from wsrelay.limits import Limits, Refusal
 from wsrelay.legs import ClientLeg
@@ -114,7 +115,8 @@ class Relay:
         return self.limits.admit(session.client_ip, domain, self.reactor.seconds())
 
     def scheme_of(self, transport):
-        return "https" if ISSLTransport.providedBy(transport) else "http"
+        secure = ISSLTransport.providedBy(transport) or getattr(transport, "is_http2_stream", False)
+        return "https" if secure else "http"
 
     def client_address(self, peer, forwarded_for):
         return client_address(peer, forwarded_for, self.config.is_trusted_proxy)
@@ -307,7 +309,7 @@ class RelayService(service.MultiService):
         config = relay.config
         self.tls = None
         if config.tls_listeners:
-            self.tls = ServerTLS(CertificateMap.from_config(config), config.tls_min_version)
+            self.tls = ServerTLS(CertificateMap.from_config(config), config.tls_min_version, config.http2_for)
         self.overload = relay.overload = OverloadGuard(relay, relay.reactor)
         self.overload.setServiceParent(self)
         expiry = TimerService(EXPIRY_CHECK_INTERVAL, self.check_expiry)
@@ -344,6 +346,8 @@ class RelayService(service.MultiService):
         endpoint, _ = split_listener(description)
         factory = self.factory
         listener = parse_tls_listener(endpoint)
+        if listener is not None:
+            factory = ALPNFactory(factory)  # HTTP/1.1 or HTTP/2, as the client chose by ALPN
         if listener is None:
             server = serverFromString(reactor, with_backlog(endpoint))
             if self.reuse_port:
@@ -420,7 +424,7 @@ class RelayService(service.MultiService):
                       path=e.path, section=e.section, key=e.key, error=str(e))
             self.notify(done.format(" ".join(self.listeners)))
             return defer.succeed(None)
-        tls = ServerTLS(CertificateMap.from_config(config), config.tls_min_version) \
+        tls = ServerTLS(CertificateMap.from_config(config), config.tls_min_version, config.http2_for) \
             if config.tls_listeners else None
         fresh = self.tls if self.tls is not None else tls
         added = [d for d in config.listen if d not in self.listeners]

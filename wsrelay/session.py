@@ -41,6 +41,7 @@ class Session:
         self.peer = peer
         self.client_ip = peer
         self.scheme = scheme
+        self.protocol = "h1"      # what carries the client leg: h1 (HTTP/1.1 upgrade) or h2 (RFC 8441 stream)
         self.started = now
         self.domain = None
         self.host = None
@@ -199,7 +200,7 @@ class Session:
             "{client_ip} {domain} \"{path}\" {status} {origin} "
             "in={client_messages_in}/{client_bytes_in}B out={client_messages_out}/{client_bytes_out}B "
             "{duration:.3f}s close client={client_close_code} origin={origin_close_code} first={first_closer}"
-            + (" worker={worker}" if self.relay.worker is not None else ""),
+            " proto={protocol}" + (" worker={worker}" if self.relay.worker is not None else ""),
             **self.record(),
         )
 
@@ -215,6 +216,7 @@ class Session:
             "client_ip": self.client_ip,
             "peer": self.peer,
             "scheme": self.scheme,
+            "protocol": self.protocol,
             "path": self.path,
             "subprotocol": self.subprotocol,
             "origin": self.origin_address,

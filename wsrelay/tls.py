@@ -49,6 +49,7 @@ EDGE_CIPHERS = "ECDHE+AESGCM:ECDHE+CHACHA20"
 # (RFC 7301 ALPN). Browsers offer http/1.1 on every wss:// connection, most
 # HTTP clients "h2, http/1.1"; h2 joins the list once HTTP/2 is served.
 EDGE_PROTOCOLS = (b"http/1.1",)
+HTTP2_PROTOCOLS = (b"h2", b"http/1.1")   # where http2 = on (for the name the client asked for)
 ORIGIN_PROTOCOLS = (b"http/1.1",)   # offered to origins: the origin leg speaks HTTP/1.1
 SESSION_TIMEOUT = 300  # seconds a TLS session may be resumed (OpenSSL's default, nginx's ssl_session_timeout)
 
@@ -102,15 +103,20 @@ class ServerCertificate:
 
     def covers(self, name):
         """Whether the leaf names `name` (exactly, or by a one-label `*.` wildcard)."""
-        name = name.lower().rstrip(".")
-        for pattern in self.names:
-            if pattern == name:
+        return covered(self.names, name)
+
+
+def covered(names, name):
+    """Whether certificate `names` (names_of) cover `name`, exactly or by a one-label `*.` wildcard."""
+    name = name.lower().rstrip(".")
+    for pattern in names:
+        if pattern == name:
+            return True
+        if pattern.startswith("*.") and not name.startswith("*."):
+            head, dot, parent = name.partition(".")
+            if dot and head and parent == pattern[2:]:
                 return True
-            if pattern.startswith("*.") and not name.startswith("*."):
-                head, dot, parent = name.partition(".")
-                if dot and head and parent == pattern[2:]:
-                    return True
-        return False
+    return False
 
 
 def names_of(certificate):
@@ -280,6 +286,9 @@ def misdirected(config, server_name, domain):
 
 def server_name_of(transport):
     """The SNI a client sent on a TLS transport, as lower-case text; None otherwise."""
+    if getattr(transport, "is_http2_stream", False):  # wsrelay.h2stream: the name the stream is held to
+        name = transport.server_name
+        return name.decode("ascii", "replace").lower() if name else None
     if not ISSLTransport.providedBy(transport):
         return None
     get = getattr(transport.getHandle(), "get_servername", None)
@@ -403,7 +412,26 @@ def _alpn_select(connection, offered):
     return select_protocol(offered) or SSL.NO_OVERLAPPING_PROTOCOLS
 
 
-def edge_context(context, session_id):
+def alpn_by_name(http2_for):
+    """
+    An ALPN select callback offering h2 first to clients whose SNI names a
+    domain with http2 = on (`http2_for(server name or None)`), http/1.1 to
+    the others. OpenSSL runs it after the SNI callback, so the name is known.
+    """
+    def select(connection, offered):
+        try:
+            name = connection.get_servername()
+            spoken = HTTP2_PROTOCOLS if http2_for(name.decode("ascii", "replace") if name else None) \
+                else EDGE_PROTOCOLS
+        except Exception:  # an exception inside an OpenSSL callback would be lost
+            log.failure("choosing an ALPN protocol failed")
+            spoken = EDGE_PROTOCOLS
+        return select_protocol(offered, spoken) or SSL.NO_OVERLAPPING_PROTOCOLS
+
+    return select
+
+
+def edge_context(context, session_id, alpn=None):
     """
     Give a server context what every context of a TLS listener must share,
     the one the SNI callback switches to included (OpenSSL reads the ALPN
@@ -412,7 +440,7 @@ def edge_context(context, session_id):
     context, so that a browser reconnecting resumes instead of doing a full
     handshake. Session tickets stay off (no long-lived ticket key to protect).
     """
-    context.set_alpn_select_callback(_alpn_select)
+    context.set_alpn_select_callback(alpn or _alpn_select)
     context.set_session_id(session_id)
     context.set_session_cache_mode(SSL.SESS_CACHE_SERVER)
     context.set_timeout(SESSION_TIMEOUT)
@@ -448,13 +476,15 @@ class ServerTLS:
     so the policy is on each), chosen by the client's server name.
     """
 
-    def __init__(self, certificates, min_version="1.2"):
+    def __init__(self, certificates, min_version="1.2", http2_for=None):
         self.certificates = certificates
         session_id = secrets.token_hex(8).encode("ascii")
-        self.contexts = {c: edge_context(server_context(c, min_version), session_id) for c in certificates.all()}
+        alpn = alpn_by_name(http2_for) if http2_for is not None else None
+        self.contexts = {c: edge_context(server_context(c, min_version), session_id, alpn)
+                         for c in certificates.all()}
         default = certificates.default
         self.initial = self.contexts[default] if default is not None \
-            else edge_context(policy_context(min_version), session_id)
+            else edge_context(policy_context(min_version), session_id, alpn)
         self.initial.set_tlsext_servername_callback(self._server_name)
 
     def adopt(self, other):

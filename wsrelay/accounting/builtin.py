@@ -31,6 +31,39 @@ class SQLiteFactory:
             raise OptionError("busy_timeout", f"{timeout_text!r} must be more than 0 and at most 60 seconds")
         return (os.path.join(base, os.path.expanduser(path)), timeout)
 
+    def check(self, options, create):
+        """
+        At startup (create): open the file as the relay will (its directory, the file,
+        the schema), so an unwritable path stops startup in one line. For --check: only
+        whether it could be, creating nothing.
+        """
+        path, timeout = options
+        self._could_open(path)
+        if create:
+            import sqlite3
+
+            from wsrelay.accounting.sqlite import open_database
+
+            try:
+                open_database(path, timeout).close()
+            except OSError as e:
+                where = f" ({e.filename})" if e.filename and e.filename != path else ""
+                raise OptionError("database", f"cannot open {path}: {e.strerror or e}{where}")
+            except sqlite3.Error as e:
+                raise OptionError("database", f"cannot open {path}: {str(e).removeprefix(path + ': ')}")
+
+    @staticmethod
+    def _could_open(path):
+        if os.path.exists(path):
+            if not os.path.isfile(path) or not os.access(path, os.R_OK | os.W_OK):
+                raise OptionError("database", f"cannot open {path}: not a readable and writable file")
+            return
+        parent = os.path.dirname(os.path.abspath(path))
+        while not os.path.exists(parent):
+            parent = os.path.dirname(parent)
+        if not os.path.isdir(parent) or not os.access(parent, os.W_OK | os.X_OK):
+            raise OptionError("database", f"cannot create {path}: {parent} is not a writable directory")
+
     def build(self, options, reactor):
         from wsrelay.accounting.sqlite import SQLiteAccounting
 
