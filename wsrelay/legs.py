@@ -23,6 +23,7 @@ from wsrelay.deflate import accept_client_offer, refuse_offers
 from wsrelay.frames import frame_header, new_mask
 from wsrelay.http import check_request_head, error_response, request_target, status_of
 from wsrelay.limits import PingLimit, Refusal
+from wsrelay.overload import unsent_plain
 from wsrelay.session import LegCounters, Session
 from wsrelay.tls import misdirected_request
 
@@ -272,6 +273,8 @@ class _Leg:
 
     def abort(self):
         if not self.lost and self.transport is not None:
+            if not self.aborted:  # what is still buffered is thrown away with the connection: never sent
+                self.counters.bytes_out -= unsent_plain(self.transport)
             self.aborted = True
             self.transport.abortConnection()
 

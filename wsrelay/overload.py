@@ -86,6 +86,17 @@ def unsent(transport):
     return total
 
 
+def unsent_plain(transport):
+    """
+    Bytes waiting in a plain TCP transport's own buffer (0 for TLS, whose
+    buffers hold ciphertext): what abortConnection() throws away unsent.
+    """
+    data = getattr(transport, "dataBuffer", None)
+    if data is None:
+        return 0
+    return len(data) - getattr(transport, "offset", 0) + getattr(transport, "_tempDataLen", 0)
+
+
 def held_by(session):
     """Unsent bytes of both legs of a session."""
     return sum(unsent(leg.transport) for leg in (session.client, session.origin)

@@ -29,6 +29,30 @@ class LegCounters:
         return {name: getattr(self, name) for name in self.__slots__}
 
 
+class Reading:
+    """
+    One leg's transport as the producer of the other leg's: paused and
+    resumed by it, never stopped. A transport stops its producer when its own
+    connection ends, and stopping a TCP transport closes it: the surviving
+    leg would be hung up on right after its Close frame, before its peer's
+    reply is read (and counted). The session closes it itself.
+    """
+
+    __slots__ = ("transport",)
+
+    def __init__(self, transport):
+        self.transport = transport
+
+    def pauseProducing(self):
+        self.transport.pauseProducing()
+
+    def resumeProducing(self):
+        self.transport.resumeProducing()
+
+    def stopProducing(self):
+        pass
+
+
 class Session:
     """Joins a ClientLeg and an OriginLeg for the life of one relayed connection."""
 
@@ -72,8 +96,8 @@ class Session:
         self.opened_at = self.clock.seconds()
         client.other, origin.other = origin, client
         # A full write buffer on one leg stops reading on the other (portforward.py).
-        client.registerProducer(origin.transport, True)
-        origin.registerProducer(client.transport, True)
+        client.registerProducer(Reading(origin.transport), True)
+        origin.registerProducer(Reading(client.transport), True)
         domain = self.domain
         self._idle = IdleTimer(self.clock, domain.connection_timeout, self.idle)
         self._idle.start()
