@@ -10,10 +10,14 @@ import asyncio
 import socket
 import struct
 
+import pytest
+
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from tests.support import WAIT, LoopbackOrigin, free_port, raw_request, run, status_of, upgrade_request
+from tests.test_tls_loopback import Origin as TLSOrigin
+from tests.test_tls_pki import pki  # noqa: F401  (a fixture)
 
 
 class EchoOrigin(LoopbackOrigin):
@@ -33,7 +37,9 @@ class EchoOrigin(LoopbackOrigin):
 class BrokenOrigin:
     """
     Accepts, reads the request, then `close`s (FIN), `reset`s (RST, SO_LINGER 0)
-    or answers `partial`ly (a status line cut short) and closes.
+    or answers `partial`ly (a status line cut short) and closes; or, for an
+    https domain, `tls-reset`s in the middle of the relay's TLS hello, or
+    answers it in `plaintext` HTTP.
     """
 
     def __init__(self, how):
@@ -47,13 +53,28 @@ class BrokenOrigin:
 
     async def handle(self, reader, writer):
         self.accepted += 1
+        if self.how == "plaintext":                # an http origin where https was configured
+            await reader.read(1)
+            writer.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+            await writer.drain()
+            writer.close()
+            return
+        if self.how == "tls-reset":                # in the middle of the relay's TLS ClientHello
+            await reader.read(1)
+            self.reset(writer)
+            return
         await reader.readuntil(b"\r\n\r\n")
         if self.how == "reset":
-            sock = writer.get_extra_info("socket")
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        elif self.how == "partial":
+            self.reset(writer)
+            return
+        if self.how == "partial":
             writer.write(b"HTTP/1.1 10")
             await writer.drain()
+        writer.close()
+
+    def reset(self, writer):
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         writer.close()
 
     async def stop(self):
@@ -119,5 +140,35 @@ def test_origin_that_sent_part_of_an_answer_is_not_retried(make_relay):
             await good.stop()
         assert status_of(answer) == 502
         assert (broken.accepted, good.sessions) == (1, 0)
+
+    run(main())
+
+
+@pytest.mark.parametrize("how", ["tls-reset", "plaintext"])
+def test_tls_origin_failing_its_handshake_before_a_byte_is_retried_on_the_next_origin(make_relay, pki, how):  # noqa: F811
+    async def main():
+        broken = await BrokenOrigin(how).start()
+        good = await TLSOrigin(pki.issue(f"retry-{how}", ["origin.test"])).start()
+        relay = make_relay(f"""
+            [relay]
+            listen = tcp:{{port}}:interface=127.0.0.1
+            [domain:*]
+            origins = 127.0.0.1:{broken.port} 127.0.0.1:{good.port}
+            origin_protocol = https
+            origin_ca = {pki.root.path}
+            origin_sni = origin.test
+            selector = primary-backup
+            eject_after = 100
+        """, start=True)
+        try:
+            for _ in range(2):
+                await echo_session(relay)
+        finally:
+            await broken.stop()
+            await good.stop()
+        assert broken.accepted == 2 and len(good.requests) == 2
+        origin_lines = [line for line in relay.log().splitlines() if "[wsrelay.origin" in line]
+        assert sum(f"before sending a byte; trying 127.0.0.1:{good.port}" in line for line in origin_lines) == 2, \
+            origin_lines
 
     run(main())

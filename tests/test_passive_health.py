@@ -7,6 +7,7 @@ descriptors.
 """
 
 import errno
+import re
 
 import pytest
 from twisted.internet.address import IPv4Address
@@ -17,6 +18,7 @@ from twisted.python.failure import Failure
 
 from wsrelay.config import ConfigError, HealthConfig, Origin, parse_config
 from wsrelay.health import HealthBoard
+from wsrelay.http import accept_for
 from wsrelay.routing import NoOrigin, Routes
 from wsrelay.selectors import Handshake
 from wsrelay.service import Relay, RelayFactory
@@ -173,3 +175,40 @@ def test_the_relay_out_of_descriptors_or_ports_ejects_nothing(failure):
         assert wire.value().startswith(b"HTTP/1.1 502 ")
     assert len(relay.board.available) == 2
     assert relay.dials() == 6
+
+
+class TurnByTurnClock(MemoryReactorClock):
+    """
+    Runs, per advance, only the calls that were due when it began: a real reactor
+    runs its due timers, then reads its sockets, then runs what those scheduled.
+    """
+
+    def advance(self, amount):
+        self.rightNow += amount
+        self._sortCalls()
+        for call in [c for c in self.calls if c.getTime() <= self.rightNow]:
+            if call in self.calls:                      # not cancelled by an earlier one
+                self.calls.remove(call)
+                call.called = 1
+                call.func(*call.args, **call.kw)
+
+
+def test_an_answer_already_received_when_the_deadline_fires_is_read_not_timed_out():
+    relay = MemoryRelay()
+    relay.clock = TurnByTurnClock()
+    relay.relay = Relay(relay.relay.config, relay.clock)
+    relay.factory = RelayFactory(relay.relay)
+    wire = relay.handshake()
+    _host, _port, factory, _timeout, _bind = relay.clock.tcpClients[-1]
+    origin = factory.buildProtocol(IPv4Address("TCP", "10.0.0.1", 8000))
+    origin_wire = StringTransport()
+    origin.makeConnection(origin_wire)
+    key = re.search(rb"Sec-WebSocket-Key: (\S+)\r\n", origin_wire.value(), re.I).group(1)
+
+    relay.clock.advance(3.0)                  # the deadline's turn: the 101 is in the socket, not yet read
+    assert wire.value() == b""                # no 504 yet: one more turn first
+    origin.dataReceived(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                        b"Sec-WebSocket-Accept: " + accept_for(key).encode() + b"\r\n\r\n")
+    relay.clock.advance(0)
+    assert wire.value().startswith(b"HTTP/1.1 101 ")
+    assert relay.relay.routes["chat.test"].board.available == (A, B)
