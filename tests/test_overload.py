@@ -110,6 +110,8 @@ def test_the_guard_refuses_handshakes_closes_the_largest_with_1013_and_recovers(
         assert wire.disconnecting  # the stalled leg is dropped (its buffer freed at once)
         assert parse_masked(origin_wire.value()) == (Opcode.CLOSE, b"\x03\xf5the relay is short of memory")
     assert sessions[2][3].value() == b"" and not sessions[2][1].disconnecting
+    for client, wire, origin, origin_wire in sessions[:2]:
+        h.settle(client, wire)  # the connectionLost a socket delivers after abortConnection
     assert released == []
     h.reactor.advance(0.1)  # once the dropped connections are gone
     assert released == [1]
@@ -126,9 +128,12 @@ def test_the_guard_refuses_handshakes_closes_the_largest_with_1013_and_recovers(
     rss[0] = 96 * MiB            # under the limit, not under 95 %: still refusing, the idle one stays
     h.reactor.advance(1)
     assert guard.refusing and sessions[2][3].value() == b""
+    assert released == [1, 1]    # while refusing, freed memory is given back before each sample
     rss[0] = 90 * MiB
     h.reactor.advance(1)
-    assert not guard.refusing
+    assert not guard.refusing and released == [1, 1, 1]
+    h.reactor.advance(1)
+    assert released == [1, 1, 1]  # not any more
     client, wire, origin, origin_wire = open_session(h)
     assert client.state == client.STATE_OPEN  # handshakes are taken again
 

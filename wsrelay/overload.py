@@ -179,8 +179,10 @@ class OverloadGuard(service.Service):
 
     def sample(self):
         limit = self.relay.config.max_memory
-        rss = self.read_rss()
         was = self.state.refusing
+        if was:  # what the sessions closed since (shed or ended) freed goes back before judging again
+            self.release()
+        rss = self.read_rss()
         live = [s for s in self.relay.sessions if s.status == 101 and not s.ended]
         verdict = self.state.assess(limit, rss, ((s, held_by(s)) for s in live))
         if verdict.refuse and not was:
