@@ -26,6 +26,7 @@ setup(
         "zope.interface>=6",
         "maxminddb>=2.5",  # region and ISP of client addresses (geoip_city_db, geoip_asn_db)
         "h2>=4.1,<5",  # HTTP/2 at the edge (http2 = on): the state machine, extended CONNECT (RFC 8441)
+        "hyperframe>=6.1,<7",  # h2's frames: the graceful GOAWAY written at a drain
     ],
     extras_require={
         # accounting = postgresql (psycopg 3 with its own libpq)

@@ -18,7 +18,8 @@ from h2.events import (
     ConnectionTerminated, DataReceived, RemoteSettingsChanged, ResponseReceived, StreamEnded,
     StreamReset, WindowUpdated,
 )
-from h2.settings import SettingCodes
+from h2.frame_buffer import FrameBuffer
+from hyperframe.frame import GoAwayFrame
 from websockets.client import ClientProtocol
 from websockets.frames import Close
 from websockets.uri import parse_uri
@@ -53,6 +54,9 @@ class H2Client:
         self.streams = {}
         self.terminated = None      # the ConnectionTerminated event (GOAWAY) from the server
         self.error = None           # what h2 raised on the server's bytes, if it did
+        self.goaways = []           # every GOAWAY frame received (h2 itself allows nothing after one)
+        self.raw = FrameBuffer()
+        self.raw.max_frame_size = (1 << 24) - 1
         self.closed = asyncio.Event()
         self.settings = asyncio.Event()
         self.reader = self.writer = None
@@ -89,6 +93,10 @@ class H2Client:
                 data = await self.reader.read(65536)
                 if not data:
                     break
+                self.raw.add_data(data)
+                for frame in self.raw:   # GOAWAY frames as sent, whatever h2 makes of what follows
+                    if isinstance(frame, GoAwayFrame):
+                        self.goaways.append(frame)
                 for event in self.conn.receive_data(data):
                     self._event(event)
                 self.flush()

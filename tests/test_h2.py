@@ -248,6 +248,8 @@ class FakeRelay:
     def __init__(self, config, clock):
         self.config = config
         self.reactor = clock
+        self.draining = False
+        self.h2_connections = set()
 
 
 class FakeFactory:
@@ -352,3 +354,14 @@ def test_settings_floods_end_the_connection(setting):
     edge.dataReceived(client.data_to_send())
     ended = [e for e in answer(client, transport) if isinstance(e, ConnectionTerminated)]
     assert ended and ended[0].error_code == 11
+
+
+def test_a_drain_sends_goaway_and_closes_an_idle_connection():
+    clock, edge, transport, client = edge_and_client()
+    answer(client, transport)
+    assert edge.relay.h2_connections == {edge}
+    edge.drain()
+    ended = [e for e in answer(client, transport) if isinstance(e, ConnectionTerminated)]
+    assert ended and ended[0].error_code == 0 and transport.disconnecting
+    edge.connectionLost(None)
+    assert edge.relay.h2_connections == set()

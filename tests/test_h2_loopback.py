@@ -9,6 +9,7 @@ leaves the others flowing; attacks end in GOAWAY.
 
 import asyncio
 import re
+import signal
 import ssl
 
 import pytest
@@ -308,6 +309,27 @@ def test_too_many_streams_and_hpack_bombs_end_the_connection(make_relay, pki, ce
             await asyncio.wait_for(client.closed.wait(), WAIT)
             assert client.terminated is not None and client.terminated.error_code != 0
             assert "header list" in relay.log().lower() or "protocol error" in relay.log()
+            await client.close()
+
+    run(main())
+
+
+def test_sigterm_sends_goaway_and_the_sessions_close_with_1001(make_relay, pki, certs):  # noqa: F811
+    async def main():
+        async with Origin() as origin:
+            relay = make_relay(relay_config(origin.port, certs, relay_extra="drain_window = 0"), start=True)
+            client = await H2Client.connect(relay.port, "a.test", trusting(pki))
+            ws = await client.websocket("a.test", "/echo")
+            ws.send("before")
+            assert await ws.recv() == "before"
+            relay.signal(signal.SIGTERM)
+            assert await origin.close_code("/echo") == 1001
+            await asyncio.wait_for(client.closed.wait(), WAIT)
+            # First a GOAWAY NO_ERROR naming the last stream the relay took: the client opens no more here.
+            assert (client.goaways[0].error_code, client.goaways[0].last_stream_id) == (0, ws.stream.stream_id)
+            relay.wait()
+            line = relay.session_lines(1)[0]
+            assert "client=1001" in line and "origin=1001" in line and "first=relay" in line, line
             await client.close()
 
     run(main())

@@ -26,6 +26,7 @@ from h2.events import (
 )
 from h2.exceptions import H2Error
 from h2.settings import SettingCodes, Settings
+from hyperframe.frame import GoAwayFrame
 from twisted.internet import error
 from twisted.internet.protocol import Factory, Protocol
 from twisted.logger import Logger
@@ -104,6 +105,7 @@ class H2Edge(Protocol):
         self.streams = {}             # stream id -> StreamTransport, while its leg is connected
         self.write_paused = False
         self.closing = False
+        self.draining = False
         self._dirty = {}
         self._flush_call = None
         self._timer = None
@@ -135,7 +137,12 @@ class H2Edge(Protocol):
             pass
         self.transport.registerProducer(self, True)
         self._timer = self.clock.callLater(config.handshake_timeout, self._idle)
+        connections = getattr(self.relay, "h2_connections", None)
+        if connections is not None:
+            connections.add(self)
         self._write()
+        if self.relay.draining:
+            self.drain()
 
     def dataReceived(self, data):
         if self.closing:
@@ -154,6 +161,9 @@ class H2Edge(Protocol):
         self._flush()
 
     def connectionLost(self, reason):
+        connections = getattr(self.relay, "h2_connections", None)
+        if connections is not None:
+            connections.discard(self)
         self.closing = True
         for call in (self._timer, self._flush_call):
             if call is not None and call.active():
@@ -191,6 +201,25 @@ class H2Edge(Protocol):
         self._timer = None
         if not self.streams and not self.closing:
             self._close("idle", ErrorCodes.NO_ERROR)
+
+    def drain(self):
+        """
+        The relay is stopping: GOAWAY NO_ERROR at once (the client opens no
+        new stream here, RFC 9113 6.8), and the connection closes as soon as
+        its sessions, closed by the drain, are gone.
+        """
+        if self.draining or self.closing:
+            return
+        self.draining = True
+        self._write()
+        # Written past h2, whose state machine allows nothing more after its own GOAWAY,
+        # while the streams open still have their closing handshakes to send.
+        goaway = GoAwayFrame(0)
+        goaway.last_stream_id = self.conn.highest_inbound_stream_id
+        goaway.error_code = ErrorCodes.NO_ERROR
+        self.transport.write(goaway.serialize())
+        if not self.streams:
+            self._close("the relay is shutting down")
 
     def _flooded(self, kind):
         if not self._floods[kind].allow(self.clock.seconds()):
@@ -274,6 +303,8 @@ class H2Edge(Protocol):
         if self.streams.get(stream.stream_id) is stream:
             del self.streams[stream.stream_id]
         self._dirty.pop(stream, None)
+        if self.draining and not self.streams:
+            self._close("the relay is shutting down")
         self._arm_idle()
 
     def _arm_idle(self):

@@ -70,6 +70,7 @@ class Relay:
         self.random = random if random is not None else _random.Random().random
         self.files_limit = files_limit if files_limit is not None else open_files_limit
         self.sessions = set()
+        self.h2_connections = set()  # wsrelay.h2edge.H2Edge: HTTP/2 client connections open now
         self.worker = None  # this process's pid when it is one worker of several (in the session log)
         self.routes = Routes(config, reactor)  # per-domain selectors and origin health
         self.limits = Limits(config, self.files_limit())
@@ -201,6 +202,8 @@ class Relay:
         if self._drained is not None:
             return self._drained[1]
         self.draining = True
+        for connection in list(self.h2_connections):  # GOAWAY: no new streams, close once idle
+            connection.drain()
         for stagger in list(self._staggers):  # a reload's 1012 closes become 1001 closes
             stagger.cancel()
         self._staggers.clear()
@@ -265,6 +268,8 @@ class Relay:
 
     def abort_all(self):
         """Drop every connection left, without a closing handshake."""
+        for connection in list(self.h2_connections):
+            connection.transport.abortConnection()
         for session in list(self.sessions):
             for leg in (session.client, session.origin):
                 if leg is not None:
