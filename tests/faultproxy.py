@@ -49,7 +49,7 @@ class FaultProxy:
         self.port = None
 
     async def start(self):
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.server = await asyncio.start_server(self._serve, sock=_socket(listen=True))
         self.port = self.server.sockets[0].getsockname()[1]
         return self
 
@@ -85,7 +85,9 @@ class FaultProxy:
         link = Link()
         self.links.append(link)
         try:
-            server_reader, server_writer = await asyncio.open_connection(*self.target)
+            sock = _socket()
+            await asyncio.get_running_loop().sock_connect(sock, self.target)
+            server_reader, server_writer = await asyncio.open_connection(sock=sock)
         except OSError:
             client_writer.transport.abort()
             link.done.set()
@@ -153,6 +155,22 @@ class FaultProxy:
                 for other in link.writers.values():
                     _rst(other)
                 break
+
+
+def _socket(listen=False):
+    """
+    A loopback socket with a receive buffer as large as the system allows: the
+    proxy's side acknowledges what the relay sends at once, so nothing the
+    relay counted is left in its kernel's send queue when a connection is
+    reset (that, a reset throws away, and nobody could count it exactly).
+    """
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)  # before listen/connect: the window scale
+    sock.setblocking(False)
+    if listen:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(64)
+    return sock
 
 
 def _nodelay(writer):
