@@ -93,6 +93,10 @@ def test_over_max_memory_handshakes_get_503_the_largest_go_with_1013_and_it_reco
         async with FloodOrigin() as origin:
             relay = make_relay(config(origin), start=True)
             pid = relay.proc.pid
+            # one session first: the reactor runs (so its SIGHUP handler is in place) and is warm
+            async with connect(relay.url("/echo"), ping_interval=None) as ws:
+                await ws.send("warm")
+                assert await ws.recv() == "warm"
             limit = rss(pid) + HEADROOM
             relay.config.write_text(relay.config.read_text().replace("max_memory = 0", f"max_memory = {limit}"))
             relay.signal(signal.SIGHUP)
