@@ -17,7 +17,8 @@ from types import MappingProxyType
 
 from twisted.internet.endpoints import serverFromString
 
-from wsrelay import tls
+from wsrelay import hosts, tls
+from wsrelay.hosts import normalize_host  # noqa: F401  (callers import it from here)
 from wsrelay.accounting.billing import CYCLES, METHODS, BillingSettings, parse_plans, parse_tiers
 
 
@@ -176,10 +177,7 @@ class RelayConfig:
 
     def each_domain(self):
         """Every DomainConfig: exact names, wildcards, then the catch-all."""
-        yield from self.domains.values()
-        yield from self.wildcards.values()
-        if self.catch_all is not None:
-            yield self.catch_all
+        return hosts.each_domain(self.domains, self.wildcards, self.catch_all)
 
     def server_certificates(self):
         """(where, tls.ServerCertificate) for the default and every domain that has one."""
@@ -196,18 +194,7 @@ class RelayConfig:
 
     def domain_for(self, host):
         """The DomainConfig serving a Host header value, or None (404)."""
-        name = normalize_host(host)
-        if name is None:
-            return None
-        found = self.domains.get(name)
-        if found is not None:
-            return found
-        head, dot, parent = name.partition(".")
-        if dot and head:
-            found = self.wildcards.get(parent)
-            if found is not None:
-                return found
-        return self.catch_all
+        return hosts.domain_for(self.domains, self.wildcards, self.catch_all, host)
 
     def is_trusted_proxy(self, address):
         """Whether X-Forwarded-For from this peer address is believed."""
@@ -240,22 +227,6 @@ def proxy_protocol_of(entry):
     """Whether a (validated) `listen` entry takes a PROXY protocol header first."""
     value = split_listener(entry)[1]
     return bool(value) and value.lower() in ("on", "yes", "true", "1")
-
-
-def normalize_host(host):
-    """Host header value -> lower-case name without port or trailing dot."""
-    if host is None:
-        return None
-    host = host.strip().lower()
-    if host.startswith("["):
-        end = host.find("]")
-        if end < 0:
-            return None
-        return host[1:end]
-    if host.count(":") == 1:
-        host = host.split(":", 1)[0]
-    host = host.rstrip(".")
-    return host or None
 
 
 # --- parsing -----------------------------------------------------------------
