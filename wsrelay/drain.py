@@ -1,7 +1,7 @@
 """
 Which sessions a new config leaves alone, and closing many sessions spread
-over a window instead of in one burst (reload with 1012, SIGTERM with 1001,
-max_session_duration with 1001).
+over a window instead of in one burst (reload with 1012, SIGTERM with 1001).
+(max_session_duration spreads its closes too: timers.lifetime.)
 
 Pure functions plus one small scheduler driven by an injected clock and an
 injected random source, so tests decide both.
@@ -55,19 +55,6 @@ def spread(count, window, random):
         return [0.0] * count
     slot = window / count
     return [(i + random()) * slot for i in range(count)]
-
-
-def lifetime(duration, window, random):
-    """
-    Seconds one session may live under max_session_duration = `duration`
-    (None when 0: no limit): a random point in the last `window` seconds of
-    it (drain_window, at most half of it). Sessions opened in one burst (a
-    deploy, a network blip) so end spread out instead of in one burst again,
-    and none outlives `duration` (what an API gateway in front expects).
-    """
-    if duration <= 0:
-        return None
-    return duration - random() * min(window, duration / 2)
 
 
 class Stagger:

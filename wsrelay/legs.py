@@ -23,7 +23,6 @@ from wsrelay.deflate import accept_client_offer, refuse_offers
 from wsrelay.frames import frame_header, new_mask
 from wsrelay.http import check_request_head, error_response, request_target, status_of
 from wsrelay.limits import PingLimit, Refusal
-from wsrelay.overload import unsent_plain
 from wsrelay.session import LegCounters, Session
 from wsrelay.tls import misdirected_request
 
@@ -87,6 +86,31 @@ class Refused(ConnectionDeny):
     def __init__(self, code, reason, headers=()):
         super().__init__(code, reason)
         self.headers = list(headers)
+
+
+def unsent(transport):
+    """Bytes written to a transport and not yet on the wire (a TLS layer and the TCP one under it)."""
+    total, depth = 0, 0
+    while transport is not None and depth < 4:
+        data = getattr(transport, "dataBuffer", None)
+        if data is not None:
+            total += len(data) - getattr(transport, "offset", 0) + getattr(transport, "_tempDataLen", 0)
+        pending = getattr(transport, "_appSendBuffer", None)
+        if pending:
+            total += sum(len(piece) for piece in pending)
+        transport, depth = getattr(transport, "transport", None), depth + 1
+    return total
+
+
+def unsent_plain(transport):
+    """
+    Bytes waiting in a plain TCP transport's own buffer (0 for TLS, whose
+    buffers hold ciphertext): what abortConnection() throws away unsent.
+    """
+    data = getattr(transport, "dataBuffer", None)
+    if data is None:
+        return 0
+    return len(data) - getattr(transport, "offset", 0) + getattr(transport, "_tempDataLen", 0)
 
 
 class _Leg:

@@ -22,6 +22,8 @@ from twisted.application import service
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
+from wsrelay.legs import unsent
+
 log = Logger(namespace="wsrelay.overload")
 
 SAMPLE_INTERVAL = 1.0  # seconds between two samples of the resident size
@@ -70,31 +72,6 @@ def pick_largest(held, need):
         chosen.append(item)
         freed += size
     return tuple(chosen)
-
-
-def unsent(transport):
-    """Bytes written to a transport and not yet on the wire (a TLS layer and the TCP one under it)."""
-    total, depth = 0, 0
-    while transport is not None and depth < 4:
-        data = getattr(transport, "dataBuffer", None)
-        if data is not None:
-            total += len(data) - getattr(transport, "offset", 0) + getattr(transport, "_tempDataLen", 0)
-        pending = getattr(transport, "_appSendBuffer", None)
-        if pending:
-            total += sum(len(piece) for piece in pending)
-        transport, depth = getattr(transport, "transport", None), depth + 1
-    return total
-
-
-def unsent_plain(transport):
-    """
-    Bytes waiting in a plain TCP transport's own buffer (0 for TLS, whose
-    buffers hold ciphertext): what abortConnection() throws away unsent.
-    """
-    data = getattr(transport, "dataBuffer", None)
-    if data is None:
-        return 0
-    return len(data) - getattr(transport, "offset", 0) + getattr(transport, "_tempDataLen", 0)
 
 
 def held_by(session):

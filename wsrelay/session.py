@@ -9,8 +9,7 @@ from twisted.logger import Logger
 from wsrelay.closing import (
     EXPIRED, IDLE, PEER_CLOSED, PEER_DEAD, PEER_GONE, RELOAD, SHUTDOWN, close_for_other_leg,
 )
-from wsrelay.drain import lifetime
-from wsrelay.timers import Heartbeat, IdleTimer
+from wsrelay.timers import Heartbeat, IdleTimer, lifetime
 
 log = Logger(namespace="wsrelay.session")
 
