@@ -102,6 +102,10 @@ class DomainConfig:
     origin_verify: bool = True
     origin_sni: str | None = None
     billing: BillingSettings = BillingSettings()  # how its traffic is billed (the usage report)
+    http: bool = False            # plain HTTP requests are proxied to the origins (else 426)
+    origin_read_timeout: float = 60.0   # HTTP: seconds the origin may stay silent (504, or the response is cut)
+    client_body_timeout: float = 60.0   # HTTP: seconds a request body may stall (408); 0: none
+    max_body_size: int = 0        # HTTP: largest request body in bytes (413); 0: no limit
     http2: bool = False           # ssl: listeners offer h2 (ALPN) to clients asking for this name (SNI)
 
     def origin_scheme(self, client_scheme):
@@ -169,11 +173,20 @@ class RelayConfig:
     accounting: object = None     # AccountingSettings; None: accounting = off
     http2: bool = False           # h2 offered by ALPN on ssl: listeners (the domains' default; no SNI)
     max_concurrent_streams: int = 100  # HTTP/2 streams open at once on one client connection
+    http_keepalive_timeout: float = 75.0  # seconds an idle HTTP client connection is kept open
+    origin_keepalive: int = 32    # idle HTTP connections kept per origin (per domain); 0: none kept
+    request_rate: float = 0.0     # HTTP requests per second per process; 0: no limit
+    request_rate_per_ip: float = 0.0  # HTTP requests per second per client address per process; 0: no limit
 
     def http2_for(self, server_name):
         """Whether a TLS client asking for `server_name` (SNI; None: none sent) is offered h2."""
         domain = self.domain_for(server_name) if server_name else None
         return domain.http2 if domain is not None else self.http2
+
+    @property
+    def serves_http(self):
+        """Whether some domain proxies plain HTTP (listeners then look at each request head first)."""
+        return any(domain.http for domain in self.each_domain())
 
     def each_domain(self):
         """Every DomainConfig: exact names, wildcards, then the catch-all."""
@@ -244,18 +257,20 @@ RELAY_KEYS = {
     "drain_window", "drain_timeout", "max_connections", "max_connections_per_ip",
     "handshake_rate_per_ip", "handshake_rate", "max_ping_rate", "workers",
     "accounting", "geoip_city_db", "geoip_asn_db", "http2", "max_concurrent_streams",
+    "http_keepalive_timeout", "origin_keepalive", "request_rate", "request_rate_per_ip",
+    "origin_read_timeout", "client_body_timeout", "max_body_size",
     "max_session_duration", "max_memory",
 } | HEALTH_KEYS | TLS_KEYS | {"billing", "billing_cycle", "price_tiers"}
 ACCOUNTING_KEYS = {"flush_interval", "node_id", "retention_5m", "retention_1h", "retention_1d",
                    "admin", "admin_token_file"}
 MIN_TOKEN = 16  # characters of an admin token
 DOMAIN_OVERRIDES = ("heartbeat_interval", "heartbeat_timeout", "connection_timeout", "max_message_size",
-                    "max_session_duration")
+                    "origin_read_timeout", "client_body_timeout", "max_body_size", "max_session_duration")
 ORIGIN_TLS_KEYS = ("origin_ca", "origin_verify", "origin_sni")
 DOMAIN_KEYS = {
     "websocket", "origins", "origin_protocol", "origin_host", "allowed_origins",
     "compression", "origin_compression", "selector", "max_connections",
-    "billing", "billing_cycle", "price_tiers", "plans", "http2",
+    "billing", "billing_cycle", "price_tiers", "plans", "http", "http2",
 } | set(DOMAIN_OVERRIDES) | HEALTH_KEYS | TLS_KEYS | set(ORIGIN_TLS_KEYS)
 
 
@@ -725,6 +740,9 @@ def parse_config(text, path="<string>", now=None):
         connection_timeout=relay.seconds("connection_timeout", 60.0),
         max_message_size=relay.positive_int("max_message_size", 1048576),
         max_session_duration=relay.seconds("max_session_duration", 0.0),
+        origin_read_timeout=_positive_seconds(relay, "origin_read_timeout", 60.0),
+        client_body_timeout=relay.seconds("client_body_timeout", 60.0),
+        max_body_size=relay.positive_int("max_body_size", 0, minimum=0),
     )
     code_text = relay.raw("origin_gone_close_code")
     origin_gone = 1011
@@ -765,9 +783,12 @@ def parse_config(text, path="<string>", now=None):
                 hint = f" (an option of selector {', '.join(owners)}; this domain uses {factory.name})"
                 reader.fail(key, "unknown key" + (hint if owners else _did_you_mean(key, DOMAIN_KEYS | set(factory.options))))
         websocket = reader.boolean("websocket", True)
+        serve_http = reader.boolean("http", False)
         origins = _parse_origins(reader, "origins")
         if websocket and not origins:
             reader.fail("origins", "at least one origin (host[:port]) is required while websocket = on")
+        if serve_http and not origins:
+            reader.fail("origins", "at least one origin (host[:port]) is required while http = on")
         if pattern == "*" or _is_address(pattern):
             for key in ("certificate", "private_key"):
                 if reader.raw(key):
@@ -797,9 +818,13 @@ def parse_config(text, path="<string>", now=None):
             origin_verify=reader.boolean("origin_verify", True),
             origin_sni=_server_name(reader, "origin_sni"),
             billing=_parse_billing(reader, base_billing),
+            http=serve_http,
+            origin_read_timeout=_positive_seconds(reader, "origin_read_timeout", base.origin_read_timeout),
+            client_body_timeout=reader.seconds("client_body_timeout", base.client_body_timeout),
+            max_body_size=reader.positive_int("max_body_size", base.max_body_size, minimum=0),
             http2=reader.boolean("http2", http2),
         )
-        if websocket:
+        if websocket or serve_http:
             in_use[factory.name] = factory
         warnings.extend(_timeout_warnings(f"{path}: [{name}]", domain))
         warnings.extend(_certificate_warnings(path, name, pattern, certificate))
@@ -872,9 +897,20 @@ def parse_config(text, path="<string>", now=None):
         certificate=default_certificate,
         tls_min_version=tls_min_version,
         accounting=_parse_accounting(path, parser, relay),
+        http_keepalive_timeout=_positive_seconds(relay, "http_keepalive_timeout", RelayConfig.http_keepalive_timeout),
+        origin_keepalive=relay.positive_int("origin_keepalive", RelayConfig.origin_keepalive, minimum=0),
+        request_rate=relay.rate("request_rate", RelayConfig.request_rate),
+        request_rate_per_ip=relay.rate("request_rate_per_ip", RelayConfig.request_rate_per_ip),
         http2=http2,
         max_concurrent_streams=relay.positive_int("max_concurrent_streams", RelayConfig.max_concurrent_streams),
     )
+
+
+def _positive_seconds(reader, key, default):
+    value = reader.seconds(key, default)
+    if value == 0:
+        reader.fail(key, "must be greater than 0")
+    return value
 
 
 def _parse_billing(reader, base):
