@@ -46,9 +46,8 @@ def config(origin):
     """
 
 
-async def busy(ws):
-    """Talk every 0.1 s until closed; (seconds alive, close code, reason)."""
-    opened = time.monotonic()
+async def busy(ws, opened):
+    """Talk every 0.1 s until closed; (seconds alive since `opened`, close code, reason)."""
     try:
         while True:
             await ws.send("ping")
@@ -62,11 +61,13 @@ def test_sessions_end_with_1001_at_their_duration_spread_and_a_domain_without_it
     async def main():
         async with Origin() as origin:
             relay = make_relay(config(origin), start=True)
-            clients = [await connect(relay.url(f"/c{i}"), ping_interval=None, close_timeout=WAIT)
-                       for i in range(8)]
+            clients, opened = [], []
+            for i in range(8):
+                clients.append(await connect(relay.url(f"/c{i}"), ping_interval=None, close_timeout=WAIT))
+                opened.append(time.monotonic())  # the 101 is in: the relay's session opened just before
             forever = await connect(f"ws://forever.test/", host="127.0.0.1", port=relay.port,
                                     ping_interval=None)
-            results = await asyncio.wait_for(asyncio.gather(*(busy(ws) for ws in clients)), WAIT)
+            results = await asyncio.wait_for(asyncio.gather(*(busy(ws, t) for ws, t in zip(clients, opened))), WAIT)
             assert {(code, reason) for _, code, reason in results} == {(1001, REASON)}
             lived = sorted(t for t, _, _ in results)
             assert lived[0] >= 1.5 - 0.1 and lived[-1] <= 3 + 0.5  # within the last window of the limit
