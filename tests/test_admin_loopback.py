@@ -95,6 +95,8 @@ def test_queries_answer_what_was_relayed_as_the_openapi_document_says(tmp_path):
                 # the first session has ended on the relay's side too before the second opens
                 assert len(await asyncio.get_running_loop().run_in_executor(None, relay.session_lines, 1)) == 1
                 await talk(relay, origin, expected, sizes=(70_000,))
+                # ended on the relay's side too (its bytes may be flushed while it still closes)
+                assert len(await asyncio.get_running_loop().run_in_executor(None, relay.session_lines, 2)) == 2
                 window = around_now(7200, 300)
 
                 def traffic_seen():
@@ -124,6 +126,13 @@ def test_queries_answer_what_was_relayed_as_the_openapi_document_says(tmp_path):
                 assert sum(p["statuses"].get("101", 0) for p in statuses) == 2
                 closes = [c for p in answers["/v1/closes"][1]["points"] for c in p["closes"]]
                 assert {"leg": "client", "code": 1000, "closed_by": "client", "count": 2} in closes
+
+                # the ranking by region sums the same bytes (WebSocket by default, as every query)
+                span = "&".join(window.split("&")[:2])
+                code, top = await asyncio.to_thread(get, admin_port, "/v1/top", span + "&by=region")
+                assert (code, top["traffic"]) == (200, "websocket")
+                assert sum(r["bytes_out"] for r in top["rows"]) == expected.totals["client_bytes_out"]
+                assert sum(r["opened"] for r in top["rows"]) == 2
 
                 def refusals():
                     return [
