@@ -34,6 +34,8 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
+from wsrelay.hosts import normalize_host
+
 log = Logger(namespace="wsrelay.tls")
 
 MIN_VERSIONS = ("1.2", "1.3")
@@ -573,15 +575,11 @@ def _is_ip(name):
 
 def origin_server_name(domain, host_header):
     """The name an origin is asked for (SNI) and checked against: origin_sni, else the Host it is sent."""
-    from wsrelay.config import normalize_host
-
     return domain.origin_sni or normalize_host(host_header)
 
 
 def check_server_name(domain, origin):
     """The same for the active health checks, which have no client Host: origin_sni, origin_host, the domain, the origin."""
-    from wsrelay.config import normalize_host
-
     if domain.origin_sni:
         return domain.origin_sni
     if domain.origin_host:
