@@ -38,7 +38,7 @@ class Key:
     default: object     # the value when the key is absent or empty (a domain's inherited: [relay]'s)
     shown: str          # the default as an operator writes it ("" : empty)
     help: str           # one line: what it sets
-    ini: str = ""       # the comment above it in etc/relay.ini; "" : the comment above covers it
+    ini: str = None     # its comment in etc/relay.ini; None: help (none right after a Topic); "": the one above
     doc: str = ""       # its cell in docs/configuration.md; "" : help
     table: str = ""     # the docs table it is in ("" : the table of its first scope)
     group: str = ""     # the value it fills: "" (the config or domain), health, billing, accounting
@@ -100,7 +100,7 @@ KEYS = (
             "fail. Relative paths start from the config file's directory."),
     Key("private_key", RELAY, k.File(), None, "",
         "The default certificate's private key (PEM, unencrypted); empty: in the certificate file.",
-        group="tls",
+        group="tls", ini="",
         doc="The default certificate's private key, PEM, unencrypted. Empty: it is in the `certificate` "
             "file."),
     Key("tls_min_version", RELAY, k.Choice(*tls.MIN_VERSIONS), "1.2", "1.2",
@@ -177,13 +177,12 @@ KEYS = (
         doc="Addresses or CIDRs whose `X-Forwarded-For` is believed, and the only peers a "
             "`proxy_protocol=on` listener takes a PROXY header from. Empty: nobody's (and "
             "`proxy_protocol=on` is a config error)."),
-    Topic("How a domain chooses among its origins, and when an origin is out of rotation."),
-    Key("selector", INHERITED, k.Text(), "round-robin", "round-robin",
-        "How a domain chooses among its origins (an installed selector's name).", group="selector",
-        ini="How a domain chooses among its origins: round-robin, least-connections, hash, "
+    Topic("How a domain chooses among its origins: round-robin, least-connections, hash, "
             "primary-backup, or the name of a third-party plugin (`twistd wsrelay --help-selectors` "
             "lists what is installed). A domain may set its own. The relay dials the chosen origin and, "
-            "when its TCP connect fails, retries once on the selector's second choice.",
+            "when its TCP connect fails, retries once on the selector's second choice."),
+    Key("selector", INHERITED, k.Text(), "round-robin", "round-robin",
+        "How a domain chooses among its origins (an installed selector's name).", group="selector",
         doc="How each domain chooses among its origins: `round-robin`, `least-connections`, `hash`, "
             "`primary-backup`, or a third-party plugin's name (see [Origin "
             "selection](#origin-selection)). An unknown name stops startup, listing the installed ones."),
@@ -215,9 +214,9 @@ KEYS = (
         "What an active check is: websocket or http.", group="health", field="check",
         doc="`websocket`: a real WebSocket opening handshake that must be answered `101` with the right "
             "`Sec-WebSocket-Accept` (then closed with 1000); `http`: a `GET` that must be answered "
-            "`2xx`."),
+            "`2xx`.", ini=""),
     Key("health_path", INHERITED, k.RequestPath(), "/", "/",
-        "The request path of the checks.", group="health", field="path"),
+        "The request path of the checks.", group="health", field="path", ini=""),
     Key("health_timeout", INHERITED, k.Seconds(zero="must be greater than 0"), 2.0, "2",
         "Seconds one check may take; at most health_interval.", group="health", field="timeout",
         ini="Seconds one check may take; at most health_interval.",
@@ -228,7 +227,7 @@ KEYS = (
             "that put it back (also ending an ejection early)."),
     Key("health_rise", INHERITED, k.Count(), 2, "2",
         "Passed checks in a row that put an origin back.", group="health", field="rise",
-        doc="Passed checks in a row that put an origin back (also ending an ejection early)."),
+        doc="Passed checks in a row that put an origin back (also ending an ejection early).", ini=""),
     Key("panic_threshold", INHERITED, k.Percent(), 50, "50",
         "Percent of origins in rotation below which a domain balances over all of them; 0: never.",
         group="health",
@@ -280,7 +279,7 @@ KEYS = (
         "Handshakes per second of the whole process; 0: no limit.",
         doc="Handshakes per second of the whole process (protects the origins from a reconnection "
             "storm); over it 503 with `Retry-After`. A refused handshake uses up neither rate. `0`: no "
-            "limit."),
+            "limit.", ini=""),
     Key("max_ping_rate", RELAY, k.Rate(), 10.0, "10",
         "Pings per second a peer may send on its leg; 0: no limit.",
         ini="Pings per second a client or origin may send; a faster one is closed with 1008.",
@@ -328,7 +327,7 @@ KEYS = (
         "A MaxMind-format ASN database: the ISP each client address is counted under.",
         table="statistics", group="accounting", doc_default="empty",
         doc="A MaxMind-format ASN database: the ISP (the AS organisation, else `AS64500`). Empty: "
-            "`unknown`. Loopback, private and other non-global addresses are `private` either way."),
+            "`unknown`. Loopback, private and other non-global addresses are `private` either way.", ini=""),
     Topic("Billing (the usage report, docs/statistics.md#billing): the default of every domain, which "
           "a [domain:...] section may override."),
     Key("billing", INHERITED, k.Choice(*METHODS), "traffic", "traffic",
@@ -374,10 +373,10 @@ KEYS = (
         doc="Days the 5-minute points are kept; at least 1."),
     Key("retention_1h", ACCOUNTING, k.Days(), 186 * 86400.0, "186",
         "Days the hourly points are kept.", table="statistics", group="accounting",
-        doc="Days the hourly points are kept; at least 1."),
+        doc="Days the hourly points are kept; at least 1.", ini=""),
     Key("retention_1d", ACCOUNTING, k.Days(), 366 * 86400.0, "366",
         "Days the daily points are kept.", table="statistics", group="accounting",
-        doc="Days the daily points are kept; at least 1."),
+        doc="Days the daily points are kept; at least 1.", ini=""),
     Key("admin", ACCOUNTING, k.Endpoint(), None, "",
         "The admin HTTP API's server endpoint string; empty: no admin API.", table="statistics",
         group="accounting", doc_default="empty",
