@@ -21,7 +21,6 @@ from wsrelay.config.values import (
     HealthConfig, Origin, RelayConfig, proxy_protocol_of, split_listener,
 )
 from wsrelay.hosts import normalize_host
-from wsrelay.config import render, schema  # noqa: E402  (the modules, for tools and tests)
 
 __all__ = [
     "ACCOUNTING_KEYS", "DEFAULT_SELECTOR", "DOMAIN_KEYS", "DOMAIN_OVERRIDES", "HEALTH_KEYS", "MIN_TOKEN",

@@ -151,7 +151,8 @@ def render_ini():
                                                          f"(instead of the {default_store} keys): ") + factory.help)
         for option, (default, text) in factory.options.items():
             lines += comment(sentence(text))
-            lines.append(f"{'' if chosen else '; '}{option} = {default}".rstrip())
+            # commented out, an empty default keeps its space: "; dsn = " is what to fill in
+            lines.append(f"{option} = {default}".rstrip() if chosen else f"; {option} = {default}")
     lines += _key_lines(schema.KEYS, "accounting")
     lines += [""] + comment(DOMAIN_HEAD) + ["[domain:*]"] + _key_lines(schema.KEYS, "domain")
     overrides = [key.name for key in schema.keys("domain") if _inherited(key)]
