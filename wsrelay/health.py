@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from twisted.internet import defer
 from twisted.internet.protocol import Factory, Protocol
 
+from wsrelay.dial import origin_endpoint
 from wsrelay.frames import frame_header, new_mask
 from wsrelay.http import accept_for, new_key, status_of
 
@@ -317,8 +318,6 @@ def probe(reactor, endpoint, kind, path, host, timeout):
 
 def origin_probe(reactor, domain):
     """The probe function (origin -> Deferred) for a domain's configured active checks."""
-    from wsrelay.origin import origin_endpoint
-
     health = domain.health
     scheme = "https" if domain.origin_protocol == "https" else "http"
 

@@ -9,16 +9,13 @@ failed) for its selector and its health board.
 """
 
 import errno
-import ipaddress
 
 from twisted.internet import defer, error
-from twisted.internet.endpoints import (
-    HostnameEndpoint, TCP4ClientEndpoint, TCP6ClientEndpoint, wrapClientTLS,
-)
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 
 from wsrelay.deflate import accept_origin_response, origin_offers
+from wsrelay.dial import origin_endpoint
 from wsrelay.health import probe
 from wsrelay.http import forwarded_headers, new_key, origin_request, response_headers
 from wsrelay.legs import OriginLeg, Refused
@@ -34,32 +31,6 @@ LATE = 0.25
 # Connect errors that are the relay's own (out of descriptors, memory or ports),
 # not the origin's: they do not count against its health either.
 RELAY_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM, errno.EADDRNOTAVAIL})
-
-
-def origin_endpoint(reactor, origin, scheme, timeout, sni=None, tls=None):
-    """
-    A client endpoint for one origin; TLS when the scheme is https, asking
-    for and checking the name `sni` (else the origin's host) with `tls`, a
-    wsrelay.tls.OriginTLS (else the system trust store).
-    """
-    port = origin.port_for(scheme)
-    try:
-        address = ipaddress.ip_address(origin.host)
-    except ValueError:
-        endpoint = HostnameEndpoint(reactor, origin.host, port, timeout=timeout)
-    else:
-        kind = TCP6ClientEndpoint if address.version == 6 else TCP4ClientEndpoint
-        endpoint = kind(reactor, origin.host, port, timeout=timeout)
-    if scheme == "https":
-        name = sni or origin.host
-        if tls is None:
-            from twisted.internet.ssl import optionsForClientTLS
-
-            creator = optionsForClientTLS(name)
-        else:
-            creator = tls.connection_creator(name)
-        endpoint = wrapClientTLS(creator, endpoint)
-    return endpoint
 
 
 def origin_probe(reactor, domain, tls):
