@@ -303,6 +303,11 @@ class H2WebSocket:
             self.protocol.send_binary(message)
         self._send_out()
 
+    async def send_within_windows(self, message):
+        """Send a binary message as the relay's windows allow (waits, bounded, for WINDOW_UPDATE)."""
+        self.protocol.send_binary(message)
+        await self.client.send_body(self.stream, b"".join(self.protocol.data_to_send()), end=False)
+
     async def recv(self, timeout=WAIT):
         """The next whole message (frames joined), as str or bytes."""
         parts, text = [], None

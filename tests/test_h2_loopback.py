@@ -62,6 +62,8 @@ class Origin(LoopbackOrigin):
                 await ws.send("done")
             elif path.startswith("/one/"):
                 await ws.send(b"y" * int(path.rsplit("/", 1)[1]))
+            elif path == "/sink":   # reads nothing: what the client sends piles up before the relay
+                await ws.wait_closed()
             async for message in ws:
                 await ws.send(message)
         except ConnectionClosed:
@@ -188,6 +190,44 @@ def test_a_stalled_stream_leaves_the_others_flowing(make_relay, pki, certs):  # 
             await flowing.close(1000)
             await stalled.close(1000)
             await client.close()
+
+    run(main(), timeout=WAIT * 6)
+
+
+def test_an_origin_not_reading_stops_only_its_clients_stream(make_relay, pki, certs):  # noqa: F811
+    total = 64 * 1024 * 1024
+
+    async def main():
+        async with Origin() as origin:
+            relay = make_relay(relay_config(origin.port, certs), start=True)
+            client = await H2Client.connect(relay.port, "a.test", trusting(pki))
+            stuck = await client.websocket("a.test", "/sink")
+            sent = 0
+
+            async def upload():
+                nonlocal sent
+                while sent < total:
+                    await stuck.send_within_windows(b"u" * CHUNK)
+                    sent += CHUNK
+
+            uploading = asyncio.ensure_future(upload())
+            flowing = await client.websocket("a.test", "/echo")
+            for i in range(50):
+                flowing.send(f"message {i}")
+                assert await flowing.recv() == f"message {i}"
+            # The relay stopped granting window on the stuck stream only: the upload waits.
+            with pytest.raises(AssertionError, match="a window to send in"):
+                await uploading
+            assert sent < total / 2, sent
+            assert client.conn.local_flow_control_window(stuck.stream.stream_id) == 0
+            await flowing.close(1000)
+            client.reset(stuck.stream)
+            await client.close()
+            lines = relay.session_lines(2)
+            # The origin gets 1001, or, when a frame was half copied onto it as the client
+            # left, its connection is dropped (as over HTTP/1.1, docs/wire.md); the session ends.
+            sink = [line for line in lines if '"/sink" 101' in line]
+            assert sink and "client=1006" in sink[0] and ("origin=1001" in sink[0] or "origin=1006" in sink[0]), lines
 
     run(main(), timeout=WAIT * 6)
 
@@ -331,5 +371,29 @@ def test_sigterm_sends_goaway_and_the_sessions_close_with_1001(make_relay, pki, 
             line = relay.session_lines(1)[0]
             assert "client=1001" in line and "origin=1001" in line and "first=relay" in line, line
             await client.close()
+
+    run(main())
+
+
+def test_a_reload_turns_http2_on_for_new_connections(make_relay, pki, certs):  # noqa: F811
+    async def main():
+        async with Origin() as origin:
+            relay = make_relay(relay_config(origin.port, certs).replace("http2 = on", "http2 = off"), start=True)
+            before = await H2Client.connect(relay.port, "a.test", trusting(pki))
+            assert before.alpn == "http/1.1"
+            await before.close()
+            relay.config.write_text(relay.config.read_text().replace("http2 = off", "http2 = on"))
+            relay.signal(signal.SIGHUP)
+            deadline = asyncio.get_running_loop().time() + WAIT
+            while "reloaded" not in relay.log():
+                assert asyncio.get_running_loop().time() < deadline, relay.log()
+                await asyncio.sleep(0.05)   # polling the log for the reload line, bounded
+            after = await H2Client.connect(relay.port, "a.test", trusting(pki))
+            assert after.alpn == "h2"
+            ws = await after.websocket("a.test", "/echo")
+            ws.send("after reload")
+            assert await ws.recv() == "after reload"
+            await ws.close(1000)
+            await after.close()
 
     run(main())

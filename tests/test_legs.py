@@ -258,3 +258,87 @@ def test_shutdown_while_the_origin_is_dialled_answers_503():
     h.relay.close_all()
     assert h.status() == 503
     assert b"Retry-After: 5" in h.client_wire.value()
+
+
+# -- the frame pump (docs/wire.md): plain frames byte for byte, everything else through Autobahn --
+
+def sent_close(wire):
+    """The code of the (unmasked) close frame the relay wrote on a client wire, after any data frames."""
+    data = wire.value()
+    at = data.rfind(b"\x88")
+    assert at >= 0 and data[at + 1] < 126, data
+    return int.from_bytes(data[at + 2:at + 4], "big")
+
+def test_client_frames_reach_the_origin_as_sent_all_frames_of_a_read_in_one_write():
+    h, origin, origin_wire = open_session()
+    session = h.relay.sessions.copy().pop()
+    before = session.record()
+    frames = [client_frame(Opcode.BINARY, bytes(range(200))), client_frame(Opcode.TEXT, "ż ✓".encode()),
+              client_frame(Opcode.BINARY, b""), client_frame(Opcode.BINARY, b"x" * 70000)]
+    h.send(b"".join(frames))
+    assert origin_wire.value() == b"".join(frames)   # the client's own masking keys, untouched
+    assert [parse_masked(f) for f in frames[:2]] == [(Opcode.BINARY, bytes(range(200))),
+                                                     (Opcode.TEXT, "ż ✓".encode())]
+    sent = origin_frame(Opcode.TEXT, b"hello") + origin_frame(Opcode.BINARY, b"\0" * 300)
+    origin.dataReceived(sent)
+    assert h.client_wire.value() == sent
+    after = session.record()
+    grew = {k: after[k] - before[k] for k in after if k.endswith(("_in", "_out"))}
+    assert grew == {"client_bytes_in": sum(map(len, frames)), "client_frames_in": 4, "client_messages_in": 4,
+                    "origin_bytes_out": sum(map(len, frames)), "origin_frames_out": 4, "origin_messages_out": 4,
+                    "origin_bytes_in": len(sent), "origin_frames_in": 2, "origin_messages_in": 2,
+                    "client_bytes_out": len(sent), "client_frames_out": 2, "client_messages_out": 2}
+
+
+def test_a_binary_frame_split_over_reads_passes_through_and_holds_the_relays_pong():
+    h, origin, origin_wire = open_session()
+    big = client_frame(Opcode.BINARY, bytes(range(256)) * 400)
+    after = client_frame(Opcode.TEXT, b"next")
+    h.send(big[:1000])
+    origin.dataReceived(origin_frame(Opcode.PING, b"hi"))   # the origin pings mid-frame
+    assert origin_wire.value() == big[:1000]                # the pong may not cut into the frame
+    h.send(big[1000:50000])
+    h.send(big[50000:] + after)
+    pong = origin_wire.value()[len(big):len(big) + 8]   # 2 + 4 (mask) + 2
+    assert origin_wire.value()[:len(big)] == big
+    assert parse_masked(pong) == (Opcode.PONG, b"hi")
+    assert origin_wire.value()[len(big) + 8:] == after
+
+
+def test_frames_the_pump_may_not_forward_are_policed_by_autobahn():
+    # invalid UTF-8 after a good frame in the same read: the good one is forwarded, then 1007
+    h, origin, origin_wire = open_session()
+    good = client_frame(Opcode.TEXT, b"fine")
+    h.send(good + client_frame(Opcode.TEXT, b"\xff\xfe bad"))
+    assert origin_wire.value()[:len(good)] == good
+    assert sent_close(h.client_wire) == 1007
+    # an unmasked frame from a client: 1002
+    h, origin, origin_wire = open_session()
+    h.send(origin_frame(Opcode.BINARY, b"not masked"))
+    assert sent_close(h.client_wire) == 1002 and origin_wire.value()[:1] != b"\x82"
+    # a masked frame from the origin: 1002 to the origin
+    h, origin, origin_wire = open_session()
+    origin.dataReceived(client_frame(Opcode.BINARY, b"masked"))
+    assert parse_masked(origin_wire.value())[1][:2] == b"\x03\xea" and h.client_wire.value()[:1] != b"\x82"
+    # RSV bits without an extension: 1002
+    h, origin, origin_wire = open_session()
+    frame = bytearray(client_frame(Opcode.BINARY, b"rsv"))
+    frame[0] |= 0x40
+    h.send(bytes(frame))
+    assert sent_close(h.client_wire) == 1002
+    # a length in a longer encoding than needed: 1002
+    h, origin, origin_wire = open_session()
+    h.send(b"\x82\xfe\x00\x05" + b"\0\0\0\0" + b"short")
+    assert sent_close(h.client_wire) == 1002 and origin_wire.value()[:1] == b"\x88"  # no data, a close
+
+
+def test_the_pump_keeps_max_message_size():
+    h = Harness(CONFIG.replace("origin_protocol = http", "origin_protocol = http\nmax_message_size = 100"))
+    h.send(request())
+    origin, origin_wire = h.connect_origin()
+    h.answer(origin, origin_wire)
+    h.client_wire.clear(), origin_wire.clear()
+    ok = client_frame(Opcode.BINARY, b"a" * 100)
+    h.send(ok + client_frame(Opcode.BINARY, b"a" * 101))
+    assert origin_wire.value()[:len(ok)] == ok
+    assert sent_close(h.client_wire) == 1009

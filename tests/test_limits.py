@@ -26,7 +26,7 @@ def limits_config(text):
 def test_defaults_and_validation():
     c = parse_config("[domain:*]\norigins = o\n", "x.ini")
     assert (c.max_connections, c.max_connections_per_ip, c.handshake_rate_per_ip, c.handshake_rate,
-            c.max_ping_rate, c.catch_all.max_connections) == (None, 1000, 50, 1000, 10, 0)
+            c.max_ping_rate, c.catch_all.max_connections) == (None, 0, 0, 0, 10, 0)
     assert limits_config("max_connections = 0").max_connections == 0
     assert limits_config("handshake_rate = 0.5").handshake_rate == 0.5
     for key, value, message in [("max_connections", "lots", "is not a whole number"),

@@ -107,3 +107,72 @@ def test_idle_timer_zero_never_fires():
     idle.start()
     clock.advance(10 ** 6)
     assert clock.getDelayedCalls() == []
+
+
+# -- the relay's one timer wheel ------------------------------------------------
+
+from wsrelay.timers import TimerWheel  # noqa: E402
+
+
+def test_wheel_fires_on_its_tick_never_early_with_one_reactor_timer():
+    clock = MemoryReactorClock()
+    wheel = TimerWheel(clock, tick=1.0)
+    fired = []
+    for delay in (0.5, 1.0, 2.2, 2.9, 60):
+        wheel.callLater(delay, lambda d=delay: fired.append((d, clock.seconds())))
+    assert len(clock.getDelayedCalls()) == 1          # not one per timer
+    cancelled = wheel.callLater(2.5, fired.append, "cancelled")
+    cancelled.cancel()
+    clock.pump([0.5, 0.5, 1, 1])
+    assert fired == [(0.5, 1.0), (1.0, 1.0), (2.2, 3.0), (2.9, 3.0)]
+    assert not cancelled.active() and wheel.pending() == 1
+    clock.advance(57)
+    assert fired[-1] == (60, 60.0) and wheel.pending() == 0 and clock.getDelayedCalls() == []
+
+
+def test_wheel_timers_set_by_its_callbacks_and_earlier_ones_reschedule_it():
+    clock = MemoryReactorClock()
+    wheel = TimerWheel(clock, tick=0.1)
+    seen = []
+
+    def again():
+        seen.append(round(clock.seconds(), 3))
+        if len(seen) < 3:
+            wheel.callLater(0.2, again)
+    wheel.callLater(10, seen.append, "late")
+    wheel.callLater(0.2, again)                       # earlier than the 10 s one: the wake moves up
+    for _ in range(10):
+        clock.advance(0.1)
+    assert seen == [0.2, 0.4, 0.6]
+    clock.advance(9.1)
+    assert seen[-1] == "late"
+
+
+def test_heartbeat_and_idle_timer_run_on_the_wheel():
+    clock = MemoryReactorClock()
+    wheel = TimerWheel(clock, tick=1.0)
+    pings, dead, idle = [], [], []
+    beat = Heartbeat(wheel, 10, 5, [pings.append], lambda index: dead.append(clock.seconds()))
+    beat.start()
+    timer = IdleTimer(wheel, 30, lambda: idle.append(clock.seconds()))
+    timer.start()
+    clock.pump([10, 4.9])
+    assert len(pings) == 1 and dead == []
+    clock.advance(0.1)
+    assert dead == [15]
+    clock.pump([1] * 15)
+    assert idle == [30]
+
+
+def test_wheel_with_every_timer_cancelled_leaves_no_reactor_timer():
+    clock = MemoryReactorClock()
+    wheel = TimerWheel(clock, tick=1.0)
+    timers = [wheel.callLater(delay, lambda: None) for delay in (5, 60, 60)]
+    for timer in timers:
+        timer.cancel()
+    timers[0].cancel()                                # twice: counted once
+    assert wheel.pending() == 0 and clock.getDelayedCalls() == []
+    fired = []
+    wheel.callLater(2, fired.append, 1)               # and it starts again from there
+    clock.advance(2)
+    assert fired == [1] and clock.getDelayedCalls() == []

@@ -10,11 +10,11 @@ control frames for that leg (pongs, pings, close) wait until it ends.
 """
 
 from autobahn.twisted.websocket import WebSocketClientProtocol, WebSocketServerProtocol
-from autobahn.websocket.protocol import WebSocketProtocol
+from autobahn.websocket.protocol import TrafficStats, WebSocketProtocol
 from autobahn.websocket.types import ConnectionDeny
 from autobahn.websocket.xormasker import create_xor_masker
 from OpenSSL.SSL import Error as SSLError
-from twisted.internet import defer
+from twisted.internet import defer, tcp
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -38,7 +38,46 @@ RETRY_AFTER = "5"         # Retry-After of a 503 given because the relay is stop
 
 _IDLE, _STREAM, _REFRAME = 0, 1, 2
 
+# Transports whose socket the legs may write to directly (plain TCP; TLS and
+# PROXY-protocol wrappers go through transport.write).
+_PLAIN_TCP = (tcp.Server, tcp.Client)
+# First header byte of the frames the pump forwards itself: FIN, no RSV bits,
+# text or binary. Anything else (continuations, control frames, RSV) is Autobahn's.
+_TEXT, _BINARY = 0x81, 0x82
+
+
+def _unmask(payload, key):
+    """The plain bytes of a masked payload (for validating a text frame the pump forwards still masked)."""
+    n = len(payload)
+    if not n:
+        return payload
+    mask = int.from_bytes((key * ((n + 3) >> 2))[:n], "little")
+    return (int.from_bytes(payload, "little") ^ mask).to_bytes(n, "little")
+
 UPGRADE_TEXT = "This is a WebSocket relay: connect with a WebSocket client (Upgrade: websocket)."
+
+
+# Memory per session (bench/README.md). Autobahn copies its options from the
+# factory into every protocol and keeps some forty more attributes that stay
+# None/False for most of a session: an 80-entry dict per leg. The legs read the
+# options from their factory instead (__getattr__), and once a session is open
+# (compact) an attribute still at its usual value lives on the class.
+_OPTIONS = frozenset(WebSocketProtocol.CONFIG_ATTRS_COMMON + WebSocketProtocol.CONFIG_ATTRS_SERVER
+                     + WebSocketProtocol.CONFIG_ATTRS_CLIENT)
+_HANDSHAKE_LEFTOVERS = (
+    "http_request_data", "http_headers", "http_request_params", "http_response_data", "http_status_line",
+    "http_request_uri", "http_request_path", "http_request_host", "websocket_origin", "websocket_protocols",
+    "websocket_extensions", "_wskey", "websocket_key", "_request", "_client_open", "_head_timer")
+_AT_REST = dict.fromkeys(_HANDSHAKE_LEFTOVERS + (
+    "trackedTimings", "_perMessageCompress", "wasNotCleanReason", "localCloseCode", "localCloseReason",
+    "remoteCloseCode", "remoteCloseReason", "openHandshakeTimeoutCall", "closeHandshakeTimeoutCall",
+    "autoPingTimeoutCall", "autoPingPendingCall", "autoPingPending", "autoPingPendingSeq",
+    "autoPingPendingSent", "current_frame", "websocket_protocol_in_use"), None)
+_AT_REST.update(dict.fromkeys((
+    "triggered", "wasMaxFramePayloadSizeExceeded", "wasMaxMessagePayloadSizeExceeded", "closedByMe",
+    "failedByMe", "droppedByMe", "wasClean", "wasServerConnectionDropTimeout", "wasOpenHandshakeTimeout",
+    "wasCloseHandshakeTimeout", "wasServingFlashSocketPolicyFile", "inside_message", "_awaiting_origin",
+    "_registered"), False))
 
 
 class Refused(ConnectionDeny):
@@ -68,16 +107,45 @@ class _Leg:
     _next_opcode = 0
     _frame_fin = True
     _close_timer = None
+    _sock = None              # the socket, when the transport is plain TCP: written to directly
+    _pass_left = 0            # payload bytes of a pumped frame still to pass through to the other leg
+    _in_mask = 0              # the MASK bit frames from this leg's peer must carry (0x80 from clients)
 
     def connectionMade(self):
         self.counters = LegCounters()
         super().connectionMade()
+        transport = self.transport
         try:  # Autobahn never manages to set it itself (see docs/wire.md)
-            self.transport.setTcpNoDelay(True)
+            transport.setTcpNoDelay(True)
         except Exception:
             pass
+        if type(transport) in _PLAIN_TCP and not transport.TLS:
+            self._sock = transport.socket
 
-    _registered = False
+    def __getattr__(self, name):
+        """Autobahn's options, read from the factory rather than copied into every leg."""
+        if name in _OPTIONS:
+            factory = self.__dict__.get("factory")
+            if factory is not None:
+                return getattr(factory, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def compact(self):
+        """
+        The session is open: let go of the handshake's bytes and headers, and
+        keep in this leg's own dict only what differs from the class's values
+        (a fresh, small dict: a dict never shrinks by itself).
+        """
+        keep = {}
+        for name, value in self.__dict__.items():
+            if name in _AT_REST and (name in _HANDSHAKE_LEFTOVERS or value is _AT_REST[name]):
+                continue
+            if name == "send_queue" and not value:  # only Autobahn's sendData (replaced here) queues
+                continue
+            if name == "trafficStats":              # nobody reads Autobahn's; the legs count their own
+                continue
+            keep[name] = value
+        self.__dict__ = keep
 
     def registerProducer(self, producer, streaming):
         self.transport.registerProducer(producer, streaming)
@@ -90,8 +158,116 @@ class _Leg:
             self.transport.unregisterProducer()
 
     def dataReceived(self, data):
-        self.counters.bytes_in += len(data)
-        self._dataReceived(data)
+        """
+        The frame pump: while the session is open and Autobahn is between
+        frames, whole text/binary frames (FIN set, no RSV, the right MASK bit,
+        minimal length encoding, within max_message_size, text valid UTF-8) are
+        forwarded to the other leg byte for byte, in one write per read, with
+        no per-frame objects. A binary frame that ends in a later read passes
+        through as it arrives. The first frame that is anything else, and all
+        after it in this read, go to Autobahn (docs/wire.md).
+        """
+        n = len(data)
+        self.counters.bytes_in += n
+        other = self.other
+        pos = 0
+        left = self._pass_left
+        if left:
+            pos = left if left < n else n
+            self._pass_left = left - pos
+            if not other.lost:
+                other._send(data if pos == n else data[:pos])
+            if self._pass_left == 0:
+                other.end_frame()
+            if pos == n:
+                return
+        if (other is None or self.state != OPEN or other.state != OPEN or other._sink
+                or self.data or self.current_frame is not None or self.inside_message
+                or self._perMessageCompress is not None or other._perMessageCompress is not None):
+            self._dataReceived(data[pos:] if pos else data)
+            return
+        start = pos
+        frames = 0
+        want_mask = self._in_mask
+        limit = self.maxMessagePayloadSize
+        while n - pos >= 2:
+            b0 = data[pos]
+            b1 = data[pos + 1]
+            if (b0 != _BINARY and b0 != _TEXT) or (b1 & 0x80) != want_mask:
+                break
+            length = b1 & 0x7F
+            head = pos + 2
+            if length == 126:
+                if n - head < 2:
+                    break
+                length = data[head] << 8 | data[head + 1]
+                head += 2
+                if length < 126:
+                    break
+            elif length == 127:
+                if n - head < 8:
+                    break
+                length = int.from_bytes(data[head:head + 8], "big")
+                head += 8
+                if length < 0x10000 or length >> 63:
+                    break
+            if want_mask:
+                head += 4
+            if head > n or (limit and length > limit):
+                break
+            end = head + length
+            if b0 == _TEXT:
+                if end > n:
+                    break
+                payload = data[head:end]
+                if want_mask:
+                    payload = _unmask(payload, data[head - 4:head])
+                try:
+                    payload.decode("utf-8")
+                except UnicodeDecodeError:
+                    break  # Autobahn fails it with 1007
+            frames += 1
+            if end > n:  # a binary frame that goes on in later reads
+                self._pass_left = end - n
+                pos = n
+                break
+            pos = end
+        if frames:
+            counters, out = self.counters, other.counters
+            counters.frames_in += frames
+            counters.messages_in += frames
+            out.frames_out += frames
+            out.messages_out += frames
+            self.session.touch()
+            other._send(data if start == 0 and pos == n else data[start:pos])
+            if self._pass_left:
+                other._sink, other._held = _STREAM, []
+        if pos < n:
+            self._dataReceived(data[pos:] if pos else data)
+
+    def _send(self, data):
+        """
+        Write bytes onto this leg: straight to the socket when nothing is
+        buffered ahead of them (saving the reactor a writer registration and a
+        wake-up per frame), else, and for what the socket does not take,
+        through the transport, whose buffer and producer handle backpressure.
+        """
+        self.counters.bytes_out += len(data)
+        transport = self.transport
+        sock = self._sock
+        if (sock is not None and not transport._tempDataLen and transport.offset == len(transport.dataBuffer)
+                and transport.connected and not transport.disconnecting and not transport._writeDisconnected):
+            try:
+                sent = sock.send(data)
+            except BlockingIOError:
+                sent = 0
+            except OSError:
+                sent = 0  # the transport's own write finds the error and ends the connection as always
+            if sent == len(data):
+                return
+            if sent:
+                data = data[sent:]
+        transport.write(data)
 
     def sendData(self, data, sync=False, chopsize=None):
         self.counters.bytes_out += len(data)
@@ -207,9 +383,7 @@ class _Leg:
         self.counters.frames_out += 1
         self._write(frame_header(opcode, fin, len(data), rsv, mask) + data)
 
-    def _write(self, data):
-        self.counters.bytes_out += len(data)
-        self.transport.write(data)
+    _write = _send
 
     # -- closing ---------------------------------------------------------------
 
@@ -294,12 +468,21 @@ class _Leg:
             self.session.leg_lost(self.side)
 
 
+for _name, _value in _AT_REST.items():
+    if not hasattr(_Leg, _name):
+        setattr(_Leg, _name, _value)
+_Leg.send_queue = ()                # empty: nothing is ever queued (see compact)
+_Leg.trafficStats = TrafficStats()  # one sink for every compacted leg's (unread) statistics
+del _name, _value
+
+
 class ClientLeg(_Leg, WebSocketServerProtocol):
     """The browser's side: holds its 101 until the origin has said 101."""
 
     side = "client"
     _beat_index = 0
     _masks = False
+    _in_mask = 0x80
     _awaiting_origin = False
     _refusal_headers = ()
 

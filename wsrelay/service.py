@@ -30,6 +30,8 @@ from wsrelay.reuseport import ReusePortEndpoint
 from wsrelay.origin import OriginDial, origin_endpoint, origin_probe
 from wsrelay.routing import Routes
 from wsrelay.sdnotify import sd_notify
+from wsrelay.trim import Trimmer
+from wsrelay.timers import TimerWheel
 from wsrelay.tls import (
     EXPIRY_CHECK_INTERVAL, CertificateMap, OriginTLS, ServerTLS, expiring, parse_tls_listener,
 )
@@ -73,6 +75,8 @@ class Relay:
         self.worker = None  # this process's pid when it is one worker of several (in the session log)
         self.routes = Routes(config, reactor)  # per-domain selectors and origin health
         self.limits = Limits(config, self.files_limit())
+        self.trimmer = Trimmer(reactor)  # memory back to the kernel after mass closes (wsrelay/trim.py)
+        self.wheel = TimerWheel(reactor)  # heartbeats and idle clocks of every session (wsrelay/timers.py)
         self.draining = False
         self._staggers = set()     # closes spread over drain_window, still running
         self._drained = None       # (sessions still to end, Deferred) during a drain
@@ -99,6 +103,7 @@ class Relay:
 
     def session_ended(self, session):
         self.sessions.discard(session)
+        self.trimmer.session_ended()
         if self.accounting is not None:
             self.accounting.session_ended(session)
         if self._drained is not None:

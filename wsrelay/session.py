@@ -73,16 +73,19 @@ class Session:
         client.registerProducer(origin.transport, True)
         origin.registerProducer(client.transport, True)
         domain = self.domain
-        self._idle = IdleTimer(self.clock, domain.connection_timeout, self.idle)
+        wheel = self.relay.wheel  # the relay's one timer for every session's clocks
+        self._idle = IdleTimer(wheel, domain.connection_timeout, self.idle)
         self._idle.start()
         if domain.heartbeat_interval > 0:  # one timer for both legs; nothing at all when off
-            beat = Heartbeat(self.clock, domain.heartbeat_interval, domain.heartbeat_timeout,
+            beat = Heartbeat(wheel, domain.heartbeat_interval, domain.heartbeat_timeout,
                              (client.sendPing, origin.sendPing), self._leg_dead)
             self._heartbeats = (beat,)
             client.heartbeat = origin.heartbeat = beat
             beat.start()
         self.relay.session_opened(self)
         origin.client_opened()
+        client.compact()
+        origin.compact()
 
     def _leg_dead(self, index):
         self.leg_event(("client", "origin")[index], PEER_DEAD)

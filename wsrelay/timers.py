@@ -6,6 +6,8 @@ IdleTimer closes a session when no data message passed either way. Neither
 costs anything per message beyond one clock read.
 """
 
+import heapq
+import math
 import struct
 
 _seq = struct.Struct("!Q").pack
@@ -110,3 +112,118 @@ class IdleTimer:
         if self._call is not None and self._call.active():
             self._call.cancel()
         self._call = None
+
+
+_EPSILON = 1e-6  # of a tick: sums of float seconds (0.4 + 0.2) land on the tick they mean
+
+
+class _Timer:
+    """One wheel entry: a callable until it fires or is cancelled."""
+
+    __slots__ = ("call", "args", "wheel")
+
+    def __init__(self, call, args, wheel):
+        self.call = call
+        self.args = args
+        self.wheel = wheel
+
+    def active(self):
+        return self.call is not None
+
+    def cancel(self):
+        if self.call is not None:
+            self.call = self.args = None
+            self.wheel._cancelled()
+
+
+class TimerWheel:
+    """
+    One reactor timer for the clocks of every session of a relay (heartbeats,
+    idle timeouts), instead of a DelayedCall per session in the reactor's heap.
+
+    It has the part of IReactorTime that Heartbeat and IdleTimer use
+    (seconds, callLater returning something with cancel and active). Timers
+    fall due on a grid of `tick` seconds: one fires at the first tick at or
+    after its time, never early and at most `tick` late; all that fall due on
+    one tick run in one reactor call. A cancelled timer costs only its slot
+    until that tick.
+    """
+
+    __slots__ = ("_clock", "_tick", "_slots", "_due", "_wake", "_wake_at", "_running", "_live", "seconds")
+
+    def __init__(self, clock, tick=0.1):
+        self._clock = clock
+        self._tick = tick
+        self._slots = {}        # tick number -> [_Timer, ...]
+        self._due = []          # heap of the tick numbers in _slots
+        self._wake = None       # the one DelayedCall, for the earliest tick with timers
+        self._wake_at = None
+        self._running = False
+        self._live = 0          # timers neither fired nor cancelled: at 0 the reactor timer goes too
+        self.seconds = clock.seconds
+
+    def callLater(self, delay, call, *args):
+        timer = _Timer(call, args, self)
+        self._live += 1
+        slot = math.ceil((self._clock.seconds() + delay) / self._tick - _EPSILON)  # never early
+        timers = self._slots.get(slot)
+        if timers is None:
+            self._slots[slot] = [timer]
+            heapq.heappush(self._due, slot)
+            if not self._running and (self._wake_at is None or slot < self._wake_at):
+                self._schedule(slot)
+        else:
+            timers.append(timer)
+        return timer
+
+    def pending(self):
+        """Timers not yet fired nor cancelled."""
+        return self._live
+
+    def _cancelled(self):
+        self._live -= 1
+        if self._live == 0 and not self._running:
+            self._forget()
+
+    def _schedule(self, slot):
+        if self._wake is not None and self._wake.active():
+            self._wake.cancel()
+        self._wake_at = slot
+        delay = (slot - _EPSILON) * self._tick - self._clock.seconds()
+        self._wake = self._clock.callLater(max(0.0, delay), self._run)
+
+    def _run(self):
+        self._wake = self._wake_at = None
+        self._running = True  # timers set by the callbacks below are scheduled after this run
+        slots, due, tick = self._slots, self._due, self._tick
+        try:
+            while due and due[0] <= math.floor(self._clock.seconds() / tick + _EPSILON):
+                for timer in slots.pop(heapq.heappop(due)):
+                    call = timer.call
+                    if call is not None:
+                        args = timer.args
+                        timer.call = timer.args = None
+                        self._live -= 1
+                        call(*args)
+        finally:
+            self._running = False
+            if self._live == 0:
+                self._forget()
+            elif due:
+                self._schedule(due[0])
+
+    def stop(self):
+        """Forget every timer (the relay is gone)."""
+        for timers in self._slots.values():
+            for timer in timers:
+                timer.call = timer.args = None
+        self._live = 0
+        self._forget()
+
+    def _forget(self):
+        """No live timer left: no slots, no reactor timer."""
+        self._slots.clear()
+        self._due.clear()
+        if self._wake is not None and self._wake.active():
+            self._wake.cancel()
+        self._wake = self._wake_at = None

@@ -262,24 +262,28 @@ KEYS = (
             "with `Retry-After`, nothing dialled. `auto`: what the open-files limit holds, two "
             "descriptors a session, 64 kept aside (`(RLIMIT_NOFILE - 64) / 2`, e.g. 32736 with "
             "`LimitNOFILE=65536`). `0`: no limit."),
-    Key("max_connections_per_ip", RELAY, k.Count(minimum=0), 1000, "1000",
-        "Live sessions per client address per process; 0: no limit.",
-        ini="Live sessions per client address (from X-Forwarded-For of trusted_proxies).",
+    Key("max_connections_per_ip", RELAY, k.Count(minimum=0), 0, "0",
+        "Live sessions per client address per process; 0: no limit (the default).",
+        ini="Live sessions per client address (from X-Forwarded-For of trusted_proxies); 0 = no limit (the "
+            "default: behind an L4 balancer or a carrier NAT one address is many users; see "
+            "docs/operations.md for when to set it).",
         doc="Live sessions per client address (the peer, or from X-Forwarded-For of a `trusted_proxies` "
-            "peer) in this process; over it 429 with `Retry-After`. `0`: no limit. Raise it for clients "
-            "behind carrier-grade NAT."),
-    Key("handshake_rate_per_ip", RELAY, k.Rate(), 50.0, "50",
-        "Handshakes per second per client address per process; 0: no limit.",
+            "peer) in this process; over it 429 with `Retry-After`. `0`: no limit (the default, as in "
+            "nginx, HAProxy and Envoy: clients behind an L4 balancer without the PROXY protocol or behind "
+            "carrier-grade NAT share one address). When to set it: "
+            "[operations.md](operations.md#limits)."),
+    Key("handshake_rate_per_ip", RELAY, k.Rate(), 0.0, "0",
+        "Handshakes per second per client address per process; 0: no limit (the default).",
         ini="Handshakes per second per client address, and of the whole process (a burst of one "
-            "second's worth); 0 = no limit.",
+            "second's worth); 0 = no limit (the default).",
         doc="Handshakes per second per client address in this process, with a burst of one second's "
             "worth; over it 429 with `Retry-After` (when a handshake is allowed again). Fractions "
-            "allowed; `0`: no limit."),
-    Key("handshake_rate", RELAY, k.Rate(), 1000.0, "1000",
-        "Handshakes per second of the whole process; 0: no limit.",
+            "allowed; `0`: no limit (the default)."),
+    Key("handshake_rate", RELAY, k.Rate(), 0.0, "0",
+        "Handshakes per second of the whole process; 0: no limit (the default).",
         doc="Handshakes per second of the whole process (protects the origins from a reconnection "
             "storm); over it 503 with `Retry-After`. A refused handshake uses up neither rate. `0`: no "
-            "limit.", ini=""),
+            "limit (the default).", ini=""),
     Key("max_ping_rate", RELAY, k.Rate(), 10.0, "10",
         "Pings per second a peer may send on its leg; 0: no limit.",
         ini="Pings per second a client or origin may send; a faster one is closed with 1008.",

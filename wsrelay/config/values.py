@@ -150,9 +150,11 @@ class RelayConfig:
     drain_window: float = 10.0    # seconds over which reload (1012) and SIGTERM (1001) closes are spread
     drain_timeout: float = 30.0   # SIGTERM: seconds before whatever is left is closed at once
     max_connections: int | None = None  # live sessions per process; None: auto (from the open-files limit); 0: none
-    max_connections_per_ip: int = 1000  # live sessions per client address per process; 0: no limit
-    handshake_rate_per_ip: float = 50.0  # handshakes per second per client address per process; 0: no limit
-    handshake_rate: float = 1000.0  # handshakes per second per process; 0: no limit
+    # Off by default, as in nginx, HAProxy and Envoy: behind an L4 balancer or a carrier NAT one
+    # address is many users (docs/operations.md says when to turn them on).
+    max_connections_per_ip: int = 0  # live sessions per client address per process; 0: no limit
+    handshake_rate_per_ip: float = 0.0  # handshakes per second per client address per process; 0: no limit
+    handshake_rate: float = 0.0  # handshakes per second per process; 0: no limit
     max_ping_rate: float = 10.0   # pings per second a peer may send on a leg; 0: no limit
     workers: int = 1              # relay processes sharing the listeners (auto: the CPUs this process may use)
     accounting: object = None     # AccountingSettings; None: accounting = off
