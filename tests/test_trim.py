@@ -2,7 +2,7 @@
 
 from twisted.internet.task import Clock
 
-from wsrelay.trim import Trimmer, glibc_malloc_trim
+from wsrelay.edge.trim import Trimmer, glibc_malloc_trim
 
 
 def test_one_trim_after_each_threshold_of_ended_sessions():

@@ -1,7 +1,7 @@
 """
 The two Autobahn protocols of a session: ClientLeg faces the browser,
 OriginLeg faces the origin. They only move bytes and report events to their
-Session; what to do about an event is decided there and in wsrelay.closing.
+Session; what to do about an event is decided there and in wsrelay.edge.closing.
 
 Frames are copied as they arrive (Autobahn's streaming API): a frame's header
 is written as soon as it is read, and its payload as each piece comes in, so
@@ -18,12 +18,12 @@ from twisted.internet import defer, tcp
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from wsrelay.closing import PEER_CLOSED, PEER_ERROR, encode_reason
-from wsrelay.deflate import accept_client_offer, refuse_offers
-from wsrelay.frames import frame_header, new_mask
-from wsrelay.http import check_request_head, error_response, request_target, status_of
-from wsrelay.limits import PingLimit, Refusal
-from wsrelay.session import LegCounters, Session
+from wsrelay.edge.closing import PEER_CLOSED, PEER_ERROR, encode_reason
+from wsrelay.edge.deflate import accept_client_offer, refuse_offers
+from wsrelay.edge.frames import frame_header, new_mask
+from wsrelay.edge.http import check_request_head, error_response, request_target, status_of
+from wsrelay.edge.limits import PingLimit, Refusal
+from wsrelay.edge.session import LegCounters, Session
 from wsrelay.tls import misdirected_request
 
 log = Logger(namespace="wsrelay.legs")

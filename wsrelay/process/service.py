@@ -19,19 +19,19 @@ from twisted.logger import Logger
 from twisted.protocols.tls import TLSMemoryBIOFactory
 
 from wsrelay.config import ConfigError, load_config, proxy_protocol_of, split_listener
-from wsrelay.drain import Stagger, plan_reload
-from wsrelay.emfile import quiet_emfile
-from wsrelay.h2edge import ALPNFactory
-from wsrelay.http import client_address
-from wsrelay.limits import Limits
-from wsrelay.legs import ClientLeg
-from wsrelay.proxywrap import ProxyProtocolFactory
-from wsrelay.reuseport import ReusePortEndpoint
-from wsrelay.origin import OriginDial, origin_endpoint, origin_probe
-from wsrelay.routing import Routes
-from wsrelay.sdnotify import sd_notify
-from wsrelay.trim import Trimmer
-from wsrelay.timers import TimerWheel
+from wsrelay.process.drain import Stagger, plan_reload
+from wsrelay.process.emfile import quiet_emfile
+from wsrelay.edge.h2edge import ALPNFactory
+from wsrelay.edge.http import client_address
+from wsrelay.edge.limits import Limits
+from wsrelay.edge.legs import ClientLeg
+from wsrelay.edge.proxywrap import ProxyProtocolFactory
+from wsrelay.process.reuseport import ReusePortEndpoint
+from wsrelay.origins.dial import OriginDial, origin_endpoint, origin_probe
+from wsrelay.origins.routing import Routes
+from wsrelay.process.sdnotify import sd_notify
+from wsrelay.edge.trim import Trimmer
+from wsrelay.edge.timers import TimerWheel
 from wsrelay.tls import (
     EXPIRY_CHECK_INTERVAL, CertificateMap, OriginTLS, ServerTLS, expiring, parse_tls_listener,
 )
@@ -71,7 +71,7 @@ class Relay:
         self.random = random if random is not None else _random.Random().random
         self.files_limit = files_limit if files_limit is not None else open_files_limit
         self.sessions = set()
-        self.h2_connections = set()  # wsrelay.h2edge.H2Edge: HTTP/2 client connections open now
+        self.h2_connections = set()  # wsrelay.edge.h2edge.H2Edge: HTTP/2 client connections open now
         self.worker = None  # this process's pid when it is one worker of several (in the session log)
         self.routes = Routes(config, reactor)  # per-domain selectors and origin health
         self.limits = Limits(config, self.files_limit())

@@ -3,7 +3,7 @@ HTTP/2 at the edge: a TLS connection whose client chose `h2` by ALPN is
 served here, with the `h2` package's state machine.
 
 Each extended CONNECT with `:protocol = websocket` (RFC 8441) becomes a
-stream transport (wsrelay.h2stream) carrying an ordinary ClientLeg, fed the
+stream transport (wsrelay.edge.h2stream) carrying an ordinary ClientLeg, fed the
 equivalent HTTP/1.1 upgrade request: routing, origin choice, the held
 handshake, heartbeats, timeouts, close codes, compression and statistics
 are those of an HTTP/1.1 session, and the origin gets an HTTP/1.1 upgrade.
@@ -33,9 +33,9 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from wsrelay.config import normalize_host
-from wsrelay.h2stream import StreamTransport, response_head, safe
-from wsrelay.http import error_response, new_key
-from wsrelay.legs import MAX_HEAD, UPGRADE_TEXT
+from wsrelay.edge.h2stream import StreamTransport, response_head, safe
+from wsrelay.edge.http import error_response, new_key
+from wsrelay.edge.legs import MAX_HEAD, UPGRADE_TEXT
 from wsrelay.tls import covered, misdirected, names_of
 
 log = Logger(namespace="wsrelay.h2edge")
@@ -340,7 +340,7 @@ class H2Edge(Protocol):
         host = authority.decode("latin-1")
         domain = config.domain_for(host)
         if method != b"CONNECT" and getattr(domain, "http", False):  # HTTP pass-through (http = on)
-            from wsrelay.h2http import proxy_request
+            from wsrelay.edge.h2http import proxy_request
 
             proxy_request(self, stream_id, server_name, pseudo, regular, event.stream_ended)
             return
@@ -374,7 +374,7 @@ class H2Edge(Protocol):
             stream.remote_ended()
 
     def _answer(self, stream_id, status, text, ended, head_only=False):
-        """A complete response from the relay itself, as over HTTP/1.1 (wsrelay.http.error_response)."""
+        """A complete response from the relay itself, as over HTTP/1.1 (wsrelay.edge.http.error_response)."""
         response = error_response(status, text)
         head, _, body = response.partition(b"\r\n\r\n")
         _, headers = response_head(head)
