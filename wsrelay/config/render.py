@@ -196,7 +196,7 @@ TABLE_LINKS = {"billing": "[Billing](#billing)", "statistics": "[Statistics](#st
 
 def _domain_table():
     rows = ["| key | default | meaning |", "|---|---|---|"]
-    inherited, elsewhere = [], {}
+    inherited = []
     for key in schema.keys("domain"):
         if _inherited(key):
             inherited.append(key)
