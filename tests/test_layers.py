@@ -151,3 +151,14 @@ def test_the_graph_finds_a_cycle_and_a_layer_breach(tmp_path):
     edges = graph(package)
     assert cycles(edges) == [["wsrelay.edge.legs", "wsrelay.edge.session"]]
     assert "wsrelay.process.service" in reachable(edges, "wsrelay.edge.frames")
+
+
+MAX_LINES = 500
+
+
+def test_every_module_is_short_and_says_why_it_exists():
+    """No module over 500 lines; each opens with a docstring (why it exists)."""
+    for name, path in modules().items():
+        text = path.read_text()
+        assert len(text.splitlines()) <= MAX_LINES, f"{path.relative_to(ROOT)}: {len(text.splitlines())} lines"
+        assert ast.get_docstring(ast.parse(text)), f"{path.relative_to(ROOT)} has no docstring"
