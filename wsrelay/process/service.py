@@ -21,7 +21,7 @@ from twisted.protocols.tls import TLSMemoryBIOFactory
 from wsrelay.config import ConfigError, load_config, proxy_protocol_of, split_listener
 from wsrelay.process.drain import Stagger, plan_reload
 from wsrelay.process.emfile import quiet_emfile
-from wsrelay.edge.h2edge import ALPNFactory
+from wsrelay.edge.alpn import ALPNFactory
 from wsrelay.edge.http import client_address
 from wsrelay.edge.limits import Limits
 from wsrelay.edge.legs import ClientLeg
