@@ -32,6 +32,7 @@ setup(
         # accounting = postgresql (psycopg 3 with its own libpq)
         "postgresql": ["psycopg[binary]>=3.1,<4"],
         "test": ["pytest>=8", "websockets>=13", "mmdb-writer>=0.2", "jsonschema>=4", "PyYAML>=6",
+                 "aiohttp>=3.9", "python-socketio>=5.11",
                  "psycopg[binary]>=3.1,<4", "build>=1", "wheel"],
     },
     entry_points={"console_scripts": ["wsrelay-stats = wsrelay.accounting.cli:run"]},

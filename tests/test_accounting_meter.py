@@ -81,3 +81,31 @@ def test_take_starts_again_at_zero_and_numbers_batches():
     assert column(first, "client_bytes_in") == 10
     assert column(second, "client_bytes_in") == 5
     assert not meter.take()  # nothing new: an empty batch
+
+
+def test_http_requests_are_metered_apart_from_sessions_with_their_status_when_they_end():
+    meter = Meter("n1", "run")
+    meter.opened("s", DIMS, traffic(100, 100), now=10.0)                     # a WebSocket session
+    meter.opened("r1", DIMS, traffic(80, 0), now=11.0, status=None, kind="http")
+    meter.opened("r2", DIMS, traffic(90, 0), now=12.0, status=None, kind="http")
+    meter.fold_all(lambda token: {"s": traffic(150, 150), "r1": traffic(80, 400), "r2": traffic(90, 0)}[token],
+                   now=250.0)  # a long response (server-sent events) folded while it streams
+    meter.ended("r1", DIMS, traffic(80, 900), now=330.0, status=200)
+    meter.ended("r2", DIMS, traffic(95, 60), now=331.0, status=502)
+    meter.ended("x", DIMS, traffic(40, 120), now=332.0, status=404, kind="http")  # refused: never live
+    batch = meter.take()
+    assert column(batch, "client_bytes_in") == 150 and column(batch, "opened") == 1  # the session alone
+    http = batch.http_traffic
+    i = COUNTS.index
+
+    def total(name, bucket=None):
+        return sum(row[i(name)] for key, row in http.items() if bucket in (None, key[1]))
+
+    assert (total("client_bytes_in"), total("client_bytes_out")) == (80 + 95 + 40, 900 + 60 + 120)
+    assert total("client_bytes_out", bucket=0) == 400 and total("client_bytes_out", bucket=300) == 680
+    assert (total("opened"), total("closed")) == (2, 2)
+    assert batch.http_statuses == {(DIMS[0], 300, DIMS[1], DIMS[2], 200): 1,
+                                   (DIMS[0], 300, DIMS[1], DIMS[2], 502): 1,
+                                   (DIMS[0], 300, DIMS[1], DIMS[2], 404): 1}
+    assert batch.statuses == {(DIMS[0], 0, DIMS[1], DIMS[2], 101): 1}
+    assert batch.http_peaks[(DIMS[0], 0, DIMS[1], DIMS[2])] == 2 and batch.peaks[(DIMS[0], 0, DIMS[1], DIMS[2])] == 1

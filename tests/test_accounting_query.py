@@ -100,3 +100,26 @@ def test_make_query_checks_every_parameter():
     ]:
         with pytest.raises(QueryError, match=message):
             make_query(*args)
+
+
+def test_kind_chooses_websocket_http_or_both_and_http_rows_count_requests():
+    from wsrelay.accounting.query import make_query
+
+    def row(kind, bytes_in, messages_in):
+        return {"bucket": T0, "kind": kind, "client_bytes_in": bytes_in, "client_bytes_out": 0,
+                "client_messages_in": messages_in, "client_messages_out": 0}
+
+    rows = [row("websocket", 100, 3), row("http", 40, 2), {**row("websocket", 1, 1), "kind": None}]
+    del rows[2]["kind"]  # a row of a store that has no kind column: WebSocket's
+    window = ("traffic", "2023-11-15T00:00:00Z", "2023-11-15T00:05:00Z")
+    answers = {kind: make_query(*window, traffic=kind).answer([rows]) for kind in (None, "websocket", "http", "all")}
+    assert answers[None] == answers["websocket"] and answers["websocket"]["traffic"] == "websocket"
+    point = {kind: {k: a["points"][0][k] for k in ("bytes_in", "messages_in", "requests")}
+             for kind, a in answers.items()}
+    assert point["websocket"] == {"bytes_in": 101, "messages_in": 4, "requests": 0}
+    assert point["http"] == {"bytes_in": 40, "messages_in": 0, "requests": 2}
+    assert point["all"] == {"bytes_in": 141, "messages_in": 4, "requests": 2}
+    with pytest.raises(QueryError, match="kind: 'https' is not one of websocket, http, all"):
+        make_query(*window, traffic="https")
+    with pytest.raises(QueryError, match="plain HTTP requests have no close codes"):
+        make_query("closes", *window[1:], traffic="http")

@@ -19,6 +19,7 @@ from twisted.internet import defer, reactor, task
 from twisted.trial import unittest
 from zope.interface.verify import verifyObject
 
+from tests import schema_v2
 from tests.support import WAIT
 from wsrelay.accounting import schema
 from wsrelay.accounting.builtin import PostgreSQLFactory
@@ -48,6 +49,52 @@ class StoreContract:
 
     def test_it_provides_the_interface(self):
         self.assertTrue(verifyObject(IAccounting, self.make_store()))
+
+    async def test_http_points_are_kept_apart_from_websocket_points_at_every_width(self):
+        store = self.make_store()
+        key = ("a.example", T0, "private", "private")
+        await store.write(Batch("n1", "r1", 1, traffic={key: row(100, 1)}, peaks={key: 2}, statuses={(*key, 101): 1},
+                                http_traffic={key: row(30, 3)}, http_peaks={key: 1},
+                                http_statuses={(*key, 200): 2, (*key, 502): 1}))
+        for table in ("traffic_5m", "traffic_1h", "traffic_1d"):
+            points = {p["kind"]: p for p in await store.points(table, T0 - DAY, T0 + DAY)}
+            self.assertEqual({k: (p["client_bytes_out"], p["opened"]) for k, p in points.items()},
+                             {"websocket": (100, 1), "http": (30, 3)}, table)
+        hours = {p["kind"]: p["peak_concurrent"] for p in await store.points("traffic_1h", T0, T0 + 3600)}
+        self.assertEqual(hours, {"websocket": 2, "http": 1})
+        for table in ("statuses_5m", "statuses_1d"):
+            found = {(p["kind"], p["status"]): p["count"] for p in await store.points(table, T0 - DAY, T0 + DAY)}
+            self.assertEqual(found, {("websocket", 101): 1, ("http", 200): 2, ("http", 502): 1}, table)
+
+    async def test_a_version_2_database_is_upgraded_in_place_and_keeps_its_points(self):
+        """Points written before the kind column are WebSocket points, at every width; new ones of both kinds add to them."""
+        statements = list(schema_v2.STATEMENTS) + [
+            "INSERT INTO schema_version (version) VALUES (2)",
+            f"INSERT INTO traffic_5m (domain, bucket, region, isp, client_bytes_out, opened) "
+            f"VALUES ('a.example', {T0}, 'private', 'private', 42, 1)",
+            f"INSERT INTO traffic_1h (domain, bucket, region, isp, client_bytes_out, opened, peak_concurrent) "
+            f"VALUES ('a.example', {T0}, 'private', 'private', 42, 1, 1)",
+            f"INSERT INTO statuses_5m (domain, bucket, region, isp, status, count) "
+            f"VALUES ('a.example', {T0}, 'private', 'private', 101, 1)",
+            f"INSERT INTO closes_5m (domain, bucket, region, isp, leg, code, closed_by, count) "
+            f"VALUES ('a.example', {T0}, 'private', 'private', 'client', 1000, 'client', 1)",
+            f"INSERT INTO peaks_5m (domain, bucket, region, isp, node, peak) "
+            f"VALUES ('a.example', {T0}, 'private', 'private', 'n0', 1)",
+        ]
+        store = self.old_store(statements)
+        key = ("a.example", T0, "private", "private")
+        await store.write(Batch("n1", "r1", 1, traffic={key: row(8, 1)}, peaks={key: 1},
+                                http_traffic={key: row(5, 1)}, http_statuses={(*key, 200): 1}))
+        points = {p["kind"]: p["client_bytes_out"] for p in await store.points("traffic_5m", T0, T0 + 300)}
+        self.assertEqual(points, {"websocket": 50, "http": 5})
+        hours = {p["kind"]: (p["client_bytes_out"], p["opened"], p["peak_concurrent"])
+                 for p in await store.points("traffic_1h", T0, T0 + 3600)}
+        self.assertEqual(hours, {"websocket": (50, 2, 2), "http": (5, 1, 0)})
+        statuses = {(p["kind"], p["status"]): p["count"] for p in await store.points("statuses_5m", T0, T0 + 300)}
+        self.assertEqual(statuses, {("websocket", 101): 1, ("http", 200): 1})
+        closes = [(p["kind"], p["code"], p["count"]) for p in await store.points("closes_5m", T0, T0 + 300)]
+        self.assertEqual(closes, [("websocket", 1000, 1)])
+        self.assertEqual(self.schema_version(), schema.VERSION)
 
     async def test_batches_add_up_and_a_batch_id_counts_once(self):
         store = self.make_store()
@@ -138,6 +185,26 @@ class SQLiteStoreTests(StoreContract, unittest.TestCase):
         self.addCleanup(store.close)
         return store
 
+    def old_store(self, statements):
+        directory = tempfile.mkdtemp(prefix="wsrelay-store-")
+        self.addCleanup(shutil.rmtree, directory, True)
+        self.path = os.path.join(directory, "old.sqlite")
+        db = sqlite3.connect(self.path)
+        for statement in statements:
+            db.execute(statement)
+        db.commit()
+        db.close()
+        store = SQLiteAccounting(self.path, reactor)
+        self.addCleanup(store.close)
+        return store
+
+    def schema_version(self):
+        db = sqlite3.connect(self.path)
+        try:
+            return db.execute("SELECT version FROM schema_version").fetchone()[0]
+        finally:
+            db.close()
+
     async def test_the_file_is_in_wal_mode_with_a_schema_version(self):
         store = self.make_store()
         await store.write(batch(1, {}))
@@ -151,8 +218,8 @@ class SQLiteStoreTests(StoreContract, unittest.TestCase):
         self.addCleanup(shutil.rmtree, directory)
         self.path = os.path.join(directory, "old.sqlite")
         db = sqlite3.connect(self.path)
-        for statement in schema.create_statements():
-            if statement not in schema.BILLING_TABLE:
+        for statement in schema_v2.STATEMENTS:
+            if statement not in schema_v2.BILLING:
                 db.execute(statement)
         db.execute("INSERT INTO schema_version (version) VALUES (1)")
         db.execute("INSERT INTO traffic_5m (domain, bucket, region, isp, client_bytes_out) "
@@ -167,7 +234,7 @@ class SQLiteStoreTests(StoreContract, unittest.TestCase):
             {"domain": "a.example", "changed_at": T0, "method": "traffic", "cycle": "daily"}])
         db = sqlite3.connect(self.path)
         self.addCleanup(db.close)
-        self.assertEqual(db.execute("SELECT version FROM schema_version").fetchone()[0], 2)
+        self.assertEqual(db.execute("SELECT version FROM schema_version").fetchone()[0], schema.VERSION)
 
 
 def pg_options(dsn, **keys):
@@ -185,6 +252,15 @@ class PostgreSQLStoreTests(StoreContract, unittest.TestCase):
         store = PostgreSQLAccounting(pg_options(self.dsn, **keys), reactor)
         self.addCleanup(store.close)
         return store
+
+    def old_store(self, statements):
+        db = self.connect()
+        for statement in statements:
+            db.execute(statement)
+        return self.make_store()
+
+    def schema_version(self):
+        return self.connect().execute("SELECT version FROM schema_version").fetchone()[0]
 
     def connect(self):
         """A connection of the test's own (autocommit), closed at the end."""

@@ -1,11 +1,13 @@
 """
-The demo page in a real headless Chromium, its WebSockets going through a real
-relay process to the real demo origin, all on 127.0.0.1.
+The demo page in a real headless Chromium, loaded through a real relay process
+(``http = on``) and its WebSockets going through the same relay port to the
+real demo origin, all on 127.0.0.1 (the wss:// test loads the page from the
+origin and connects to an ssl: listener).
 
-- the demo origin: ``python -m wsrelay.demo --port 0 --relay-url ws://127.0.0.1:RELAY``
+- the demo origin: ``python -m wsrelay.demo --port 0 --relay-url same-host``
   in a subprocess, its port read from the line it prints;
 - the relay: ``twistd -n wsrelay`` (tests.support.RelayProcess) with
-  ``[domain:*] origins = 127.0.0.1:DEMO``;
+  ``[domain:*] origins = 127.0.0.1:DEMO``, ``http = on``;
 - the browser: Debian's ``chromium --headless``, driven over the Chrome DevTools
   Protocol with the ``websockets`` library: it opens the page, types into the
   echo and comment boxes and clicks their buttons with real input events, and
@@ -58,6 +60,7 @@ RELAY_CONFIG = """
     [domain:*]
     origins = 127.0.0.1:{demo_port}
     origin_protocol = http
+    http = on
 """
 
 # Everything the test reads from the page, in one evaluation.
@@ -337,13 +340,15 @@ def find_browser():
 
 
 def test_demo_page_in_a_real_browser_through_the_relay(tmp_path):
+    """The page, its echo and its comments room, all through the relay's one port (http = on)."""
     browser = find_browser()
 
     try:
         with ExitStack() as stack:
             relay = RelayProcess(tmp_path / "relay", RELAY_CONFIG)
             relay_url = f"ws://127.0.0.1:{relay.port}"
-            _demo, demo_port = start_demo(stack, tmp_path, relay_url)
+            # the page comes through the relay (http = on) and connects to the host it came from
+            _demo, demo_port = start_demo(stack, tmp_path, "same-host")
             relay.config.write_text(relay.config.read_text().replace("{demo_port}", str(demo_port)))
             stack.callback(relay.stop)
             relay.start()
@@ -351,7 +356,7 @@ def test_demo_page_in_a_real_browser_through_the_relay(tmp_path):
             chromium, devtools_url, _log = start_chromium(stack, tmp_path, browser)
             devtools = DevTools(stack.enter_context(
                 connect(devtools_url, max_size=None, open_timeout=WAIT, close_timeout=WAIT, ping_interval=None)))
-            page_url = f"http://127.0.0.1:{demo_port}/"
+            page_url = f"http://127.0.0.1:{relay.port}/"
 
             # -- tab A: connects through the relay ----------------------------------
             a = Tab(devtools, "tab A")
@@ -429,6 +434,11 @@ def test_demo_page_in_a_real_browser_through_the_relay(tmp_path):
                 ("/echo", 0, 0),  # B never used the echo
                 ("/echo", 1, 1),  # A: the one echo
             ], lines
+
+            # -- both page loads went through the relay, proxied to the demo origin ---
+            pages = re.findall(r'\[wsrelay\.http#info\] 127\.0\.0\.1 \* "GET /" 200 '
+                               + re.escape(f"127.0.0.1:{demo_port}") + r" in=\d+B out=(\d+)B", relay.log())
+            assert len(pages) == 2 and all(int(n) > 5000 for n in pages), relay.log()
 
             problems = page_problems(devtools)
             assert not problems, "the pages reported problems:\n" + "\n".join(problems)

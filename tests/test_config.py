@@ -187,3 +187,23 @@ def test_trusted_proxies_and_allowed_origins():
     assert d.origin_allowed("https://app.example.com") and d.origin_allowed("http://localhost:3000")
     assert not d.origin_allowed("https://evil.example.com")
     assert d.origin_allowed(None)  # non-browser clients send no Origin
+
+
+def test_http_keys_per_domain_with_relay_defaults_and_their_mistakes():
+    config = parse_config("[relay]\norigin_read_timeout = 30\nmax_body_size = 1000\nhttp_keepalive_timeout = 5\n"
+                          "origin_keepalive = 0\n[domain:a.test]\norigins = o\nhttp = on\nclient_body_timeout = 0\n"
+                          "[domain:b.test]\norigins = o\nmax_body_size = 0\norigin_read_timeout = 2\n", "x.ini")
+    a, b = config.domains["a.test"], config.domains["b.test"]
+    assert (a.http, a.origin_read_timeout, a.client_body_timeout, a.max_body_size) == (True, 30, 0, 1000)
+    assert (b.http, b.origin_read_timeout, b.client_body_timeout, b.max_body_size) == (False, 2, 60, 0)
+    assert (config.http_keepalive_timeout, config.origin_keepalive, config.serves_http) == (5, 0, True)
+    assert not parse_config("[domain:*]\norigins = o\n", "x.ini").serves_http
+    for text, key, words in [
+        ("[domain:a.test]\nwebsocket = off\nhttp = on\n", "origins", "required while http = on"),
+        ("[domain:a.test]\norigins = o\nhttp = maybe\n", "http", "is not on or off"),
+        ("[domain:a.test]\norigins = o\norigin_read_timeout = 0\n", "origin_read_timeout", "greater than 0"),
+        ("[relay]\nmax_body_size = -1\n[domain:a.test]\norigins = o\n", "max_body_size", "0 or more"),
+    ]:
+        with pytest.raises(ConfigError, match=words) as caught:
+            parse_config(text, "x.ini")
+        assert caught.value.key == key

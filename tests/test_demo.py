@@ -605,3 +605,28 @@ def test_page_script_connects_to_the_relay_and_shows_what_happens():
     assert "<b>x</b>" in got["commentsLog"] and "(you)" in got["commentsLog"]
     assert "1001" in got["commentsState"] and "demo origin shutting down" in got["commentsState"]
     assert got["commentsState"].startswith("closed")
+
+
+def test_same_host_page_connects_to_the_host_it_came_from_and_the_demo_config_serves_it_through_the_relay():
+    """scripts/demo: the page comes through the relay (etc/demo.ini, http = on) and opens its WebSockets there."""
+    from wsrelay.config import load_config
+
+    demo.check_relay_url(demo.SAME_HOST)
+    page = demo.PageResource(demo.SAME_HOST, demo.load_page_template()).render_GET(_PageRequest()).decode()
+    assert '<meta name="wsrelay-relay-url" content="">' in page
+    assert 'location.host' in page
+    config = load_config(str(Path(__file__).resolve().parent.parent / "etc" / "demo.ini"))
+    assert config.catch_all.http and [str(o) for o in config.catch_all.origins] == ["127.0.0.1:8081"]
+    assert config.listen == ("tcp:8080:interface=127.0.0.1",)
+    script = (Path(__file__).resolve().parent.parent / "scripts" / "demo").read_text()
+    assert "--relay-url same-host" in script and "etc/demo.ini" in script and "--port 8081" in script
+
+
+class _PageRequest:
+    postpath = []
+
+    def __init__(self):
+        self.headers = {}
+
+    def setHeader(self, name, value):
+        self.headers[name] = value

@@ -4,7 +4,7 @@ import pytest
 
 from wsrelay.edge.http import (
     accept_for, check_request_head, client_address, error_response, forwarded_headers,
-    origin_request, request_target, response_headers, status_of,
+    HOP_BY_HOP, end_to_end, origin_request, request_target, response_headers, status_of,
 )
 
 GOOD = b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n"
@@ -100,3 +100,22 @@ def test_response_headers_for_101_and_refusals():
 ])
 def test_request_target(uri, target):
     assert request_target(uri) == target
+
+
+def test_headers_named_in_connection_are_hop_by_hop_both_ways_on_the_websocket_path():
+    """RFC 9110 7.6.1: 'Connection: Upgrade, X-Hop-Secret' makes X-Hop-Secret the hop's, never copied on."""
+    client = {"connection": "Upgrade, X-Hop-Secret,keep-alive", "x-hop-secret": "client-only", "x-app": "ok",
+              "keep-alive": "timeout=5"}
+    text = origin_request("/", "origin.host", b"a2V5a2V5a2V5a2V5a2V5aw==", client, [], []).decode()
+    assert "X-App: ok" in text
+    assert "client-only" not in text and "X-Hop-Secret" not in text and "Keep-Alive" not in text
+    head = (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade, X-Origin-Secret\r\n"
+            b"X-Origin-Secret: origin-only\r\nX-Kept: yes\r\n\r\n")
+    assert response_headers(head, refusal=False) == [("X-Kept", "yes")]
+
+
+def test_end_to_end_drops_hop_by_hop_and_nominated_headers_and_keeps_order():
+    pairs = [("Connection", "close, X-A"), ("X-A", "1"), ("x-b", "2"), ("TE", "trailers"), ("X-C", "3"),
+             ("connection", "x-c")]
+    assert end_to_end(pairs) == [("x-b", "2")]
+    assert end_to_end([("X-D", "4"), ("Host", "h")], drop=HOP_BY_HOP | {"host"}) == [("X-D", "4")]

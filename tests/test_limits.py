@@ -180,3 +180,25 @@ def test_a_peer_pinging_too_fast_is_closed_with_1008(make_relay):  # noqa: F811
             assert origin.closes["/flood"] == 1001  # the origin is told the client broke the rules
 
     run(main())
+
+
+def test_http_requests_count_as_live_sessions_and_have_rates_of_their_own():
+    config = limits_config("max_connections_per_ip = 2\nhandshake_rate = 0\nhandshake_rate_per_ip = 1\n"
+                           "request_rate_per_ip = 3\nrequest_rate = 0")
+    assert (config.request_rate_per_ip, config.request_rate) == (3, 0)
+    assert parse_config("[domain:*]\norigins = o\n", "x.ini").request_rate_per_ip == 0  # no limit by default
+    a = config.domains["a.test"]
+    limits = Limits(config, 1024)
+    first = limits.admit_request("1.1.1.1", a, 0)
+    session = limits.admit("1.1.1.1", a, 0)  # the handshake rate (1/s) is not spent by requests
+    assert limits.admit_request("1.1.1.1", a, 0).reason == "too many connections from your address"
+    first.release()
+    assert not isinstance(limits.admit_request("1.1.1.1", a, 0), Refusal)
+    limits.admit_request("2.2.2.2", a, 0), limits.admit_request("2.2.2.2", a, 0)
+    session.release()
+    refused = Limits(config, 1024)
+    for _ in range(3):
+        refused.admit_request("3.3.3.3", a, 0).release()
+    assert refused.admit_request("3.3.3.3", a, 0) == Refusal(429, "too many requests from your address", 1)
+    with pytest.raises(ConfigError, match=r"x.ini: \[relay\] request_rate: 'x' is not a number per second"):
+        limits_config("request_rate = x")

@@ -1,29 +1,47 @@
-"""The heap is trimmed once per burst of ended sessions, on the injected clock."""
+"""Memory is reclaimed once per burst of ended sessions, on the injected clock."""
 
 from twisted.internet.task import Clock
 
-from wsrelay.edge.trim import Trimmer, glibc_malloc_trim
+from wsrelay.edge.trim import Trimmer, collect_and_trim, glibc_malloc_trim
 
 
-def test_one_trim_after_each_threshold_of_ended_sessions():
+def make(threshold=3):
     clock, calls = Clock(), []
-    trimmer = Trimmer(clock, threshold=3, delay=2.0, trim=calls.append)
+    return clock, calls, Trimmer(clock, threshold=threshold, delay=2.0, max_wait=10.0,
+                                 reclaim=lambda: calls.append(clock.seconds()))
+
+
+def test_one_reclaim_when_a_burst_of_closes_pauses():
+    clock, calls, trimmer = make()
     trimmer.session_ended(), trimmer.session_ended()
     clock.advance(10)
     assert calls == []                      # below the threshold: nothing
-    for _ in range(5):                      # a burst crossing it: one trim, 2 s later
+    for _ in range(5):                      # a burst crossing it: one reclaim, 2 s after its last close
         trimmer.session_ended()
-    clock.advance(1.9)
+        clock.advance(1)
     assert calls == []
-    clock.advance(0.1)
-    assert calls == [0] and trimmer.trims == 1
+    clock.advance(1)
+    assert calls == [16] and trimmer.reclaims == 1
+
+
+def test_a_storm_that_never_pauses_is_reclaimed_every_max_wait():
+    clock, calls, trimmer = make()
+    for _ in range(30):                     # a close every second for 30 s
+        trimmer.session_ended()
+        clock.advance(1)
+    assert calls == [12, 24]                # 10 s after the 3rd close (t=2, t=14), each time
+
+
+def test_stop_cancels_a_pending_reclaim():
+    clock, calls, trimmer = make()
     for _ in range(3):
         trimmer.session_ended()
-    trimmer.stop()                          # stopping cancels a pending trim
-    clock.advance(5)
-    assert calls == [0] and clock.getDelayedCalls() == []
+    trimmer.stop()
+    clock.advance(30)
+    assert calls == [] and clock.getDelayedCalls() == []
 
 
-def test_glibc_trim_is_callable_here():
+def test_glibc_trim_and_the_collection_run_here():
     trim = glibc_malloc_trim()
     assert trim is not None and trim(0) in (0, 1)
+    collect_and_trim()

@@ -4,13 +4,16 @@ The bundled demo origin: a small WebSocket application to put the relay in front
 Run it with::
 
     python -m wsrelay.demo [--port 8081] [--interface 127.0.0.1]
-                           [--relay-url ws://127.0.0.1:8080] [--lifetime SECONDS]
+                           [--relay-url ws://127.0.0.1:8080 | same-host] [--lifetime SECONDS]
 
 It serves, on one port:
 
 - ``GET /``: an HTML page whose JavaScript connects to the *relay* (the relay
   URL is put into the page's ``<meta name="wsrelay-relay-url">``), with an echo
-  box and a "live comments" room;
+  box and a "live comments" room. With ``--relay-url same-host`` the page
+  connects to the host it was loaded from: served through a relay whose domain
+  has ``http = on`` (what ``scripts/demo`` does), the page, its WebSockets and
+  everything else go through that one relay port;
 - ``/echo``: a WebSocket echo (text stays text, binary stays binary; the first
   subprotocol the client offers is selected, if it offers any);
 - ``/comments``: a WebSocket broadcast room (see :class:`CommentRoom`).
@@ -52,6 +55,7 @@ log = Logger(namespace="wsrelay.demo")
 DEFAULT_PORT = 8081
 DEFAULT_INTERFACE = "127.0.0.1"
 DEFAULT_RELAY_URL = "ws://127.0.0.1:8080"
+SAME_HOST = "same-host"  # --relay-url: the page's own host (the page itself came through the relay)
 
 
 # ---------------------------------------------------------------------------
@@ -64,7 +68,9 @@ def load_page_template() -> str:
 
 
 def check_relay_url(url: str) -> str:
-    """Return ``url`` if it is a ws:// or wss:// URL, else raise ValueError."""
+    """Return ``url`` if it is a ws:// or wss:// URL (or ``same-host``), else raise ValueError."""
+    if url == SAME_HOST:
+        return url
     try:
         parse_url(url)
     except Exception as e:
@@ -86,7 +92,8 @@ class PageResource(Resource):
             request.setHeader(b"content-type", b"text/plain; charset=utf-8")
             return b"not found\n"
         nonce = secrets.token_urlsafe(16)
-        page = self.template.replace("{{RELAY_URL}}", html.escape(self.relay_url, quote=True)).replace(
+        relay_url = "" if self.relay_url == SAME_HOST else self.relay_url  # the page fills in its own host
+        page = self.template.replace("{{RELAY_URL}}", html.escape(relay_url, quote=True)).replace(
             "{{NONCE}}", nonce
         )
         request.setHeader(b"content-type", b"text/html; charset=utf-8")
@@ -260,7 +267,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--relay-url",
         default=DEFAULT_RELAY_URL,
-        help="ws:// or wss:// URL of the relay the page connects to (default %(default)s)",
+        help="ws:// or wss:// URL of the relay the page connects to, or same-host: the host the page "
+        "was loaded from, when it is served through the relay (default %(default)s)",
     )
     p.add_argument("--lifetime", type=float, default=None, metavar="SECONDS", help="exit by itself after SECONDS")
     args = p.parse_args(argv)

@@ -13,9 +13,9 @@ from wsrelay.accounting.query import KINDS, QueryError, make_query
 from wsrelay.config import ConfigError, load_config
 
 HELP = {
-    "traffic": "traffic (bytes, messages) and bandwidth on the client leg",
-    "connections": "sessions opened and closed, peak concurrent sessions, session seconds",
-    "statuses": "handshake HTTP status codes",
+    "traffic": "traffic (bytes, messages, requests) and bandwidth on the client leg",
+    "connections": "sessions (or requests) opened and closed, peak concurrent ones, their seconds",
+    "statuses": "HTTP status codes of handshakes (or requests)",
     "closes": "close codes per leg and who closed",
 }
 
@@ -32,6 +32,8 @@ def parser():
         command.add_argument("--domain", action="append", help="a domain (repeat for several; none: all)")
         command.add_argument("--region", action="append", help="a region filter (repeatable)")
         command.add_argument("--isp", action="append", help="an ISP filter (repeatable)")
+        command.add_argument("--kind", default="websocket",
+                             help="websocket (sessions, the default), http (plain HTTP requests) or all")
         if kind == "closes":
             command.add_argument("--leg", action="append", help="client or origin (repeatable; none: both)")
     command = commands.add_parser("usage", help="the billing report: one row per domain and billing cycle")
@@ -53,7 +55,7 @@ def main(argv=None, out=sys.stdout, err=sys.stderr):
             query = usage.make_usage_query(config, args.start, args.end, args.domain, args.format)
         else:
             query = make_query(args.command, args.start, args.end, args.interval, args.domain, args.region,
-                               args.isp, getattr(args, "leg", None))
+                               args.isp, getattr(args, "leg", None), args.kind)
     except (ConfigError, QueryError) as e:
         err.write(f"wsrelay-stats: {e}\n")
         return 2

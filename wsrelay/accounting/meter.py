@@ -7,6 +7,11 @@ they flowed, late by at most one flush interval) and takes everything as one
 Batch for the store. Memory is bounded by the number of distinct
 (domain, bucket, region, isp) keys, never by the number of messages.
 
+Two kinds of traffic are metered apart: `websocket` (a token is a session)
+and `http` (a token is one plain HTTP request: `opened` counts requests,
+messages are requests and responses, frames stay 0). A Batch carries them
+in separate tables with the same keys.
+
 Everything here takes `now` (seconds since the epoch); nothing reads a clock.
 """
 
@@ -19,6 +24,8 @@ TRAFFIC = tuple(f"{leg}_{name}" for leg in LEGS for name in LEG_FIELDS)
 COUNTS = TRAFFIC + ("opened", "closed", "session_ms")  # additive columns of a traffic point
 _OPENED, _CLOSED, _SESSION_MS = len(TRAFFIC), len(TRAFFIC) + 1, len(TRAFFIC) + 2
 ZERO = (0,) * len(TRAFFIC)
+WEBSOCKET, HTTP = "websocket", "http"
+KINDS = (WEBSOCKET, HTTP)
 
 
 def bucket_of(now):
@@ -45,6 +52,7 @@ class Batch:
     (node, run, seq) so that a retried batch is never counted twice.
     Keys are (domain, bucket, region, isp); statuses add the status, closes
     add (leg, code, closed_by); peaks are this node's peak live sessions.
+    The http_* tables hold plain HTTP requests the same way (no closes).
     """
 
     node: str
@@ -54,20 +62,30 @@ class Batch:
     peaks: dict = field(default_factory=dict)
     statuses: dict = field(default_factory=dict)
     closes: dict = field(default_factory=dict)
+    http_traffic: dict = field(default_factory=dict)
+    http_peaks: dict = field(default_factory=dict)
+    http_statuses: dict = field(default_factory=dict)
 
     def __bool__(self):
-        return bool(self.traffic or self.peaks or self.statuses or self.closes)
+        return bool(self.traffic or self.peaks or self.statuses or self.closes
+                    or self.http_traffic or self.http_peaks or self.http_statuses)
 
-    def total(self, column):
+    def total(self, column, kind=WEBSOCKET):
         index = COUNTS.index(column)
-        return sum(row[index] for row in self.traffic.values())
+        return sum(row[index] for row in self.tables(kind)[0].values())
+
+    def tables(self, kind):
+        """(traffic, peaks, statuses, closes) of one kind; plain HTTP has no closes."""
+        if kind == HTTP:
+            return self.http_traffic, self.http_peaks, self.http_statuses, {}
+        return self.traffic, self.peaks, self.statuses, self.closes
 
 
 class _Live:
-    __slots__ = ("dims", "totals", "ms")
+    __slots__ = ("dims", "totals", "ms", "kind")
 
-    def __init__(self, dims, totals, ms):
-        self.dims, self.totals, self.ms = dims, totals, ms
+    def __init__(self, dims, totals, ms, kind):
+        self.dims, self.totals, self.ms, self.kind = dims, totals, ms, kind
 
 
 class Meter:
@@ -77,28 +95,33 @@ class Meter:
         self.node, self.run = node, run
         self.seq = 0
         self._live = {}          # token -> _Live
-        self._concurrent = {}    # (domain, region, isp) -> live sessions now
+        self._concurrent = {}    # (domain, region, isp, kind) -> live sessions (requests) now
         self._reset()
 
     def _reset(self):
-        self._traffic, self._peaks, self._statuses, self._closes = {}, {}, {}, {}
+        self._tables = {kind: ({}, {}, {}, {}) for kind in KINDS}  # traffic, peaks, statuses, closes
 
     def __len__(self):
         """Keys held (what bounds the memory)."""
-        return len(self._traffic) + len(self._statuses) + len(self._closes)
+        return sum(len(t[0]) + len(t[2]) + len(t[3]) for t in self._tables.values())
 
     # -- what the relay reports --------------------------------------------------
 
-    def opened(self, token, dims, totals, now, status=101):
-        """A session answered 101: it is live from `now`; `totals` are its counters so far."""
+    def opened(self, token, dims, totals, now, status=101, kind=WEBSOCKET):
+        """
+        A session answered 101 (or a plain HTTP request began, kind http, its
+        status counted when it ends): it is live from `now`; `totals` are its
+        counters so far.
+        """
         ms = _ms(now)
-        self._live[token] = _Live(dims, ZERO, ms)
-        row = self._row(dims, now)
+        self._live[token] = _Live(dims, ZERO, ms, kind)
+        row = self._row(dims, now, kind)
         row[_OPENED] += 1
-        self._count(self._statuses, (*self._key(dims, now), status))
-        live = self._concurrent.get(dims, 0) + 1
-        self._concurrent[dims] = live
-        self._peak(dims, now, live)
+        if status is not None:
+            self._count(self._tables[kind][2], (*self._key(dims, now), status))
+        live = self._concurrent.get((*dims, kind), 0) + 1
+        self._concurrent[(*dims, kind)] = live
+        self._peak(dims, now, live, kind)
         self.fold(token, totals, now)
 
     def fold(self, token, totals, now):
@@ -106,43 +129,47 @@ class Meter:
         live = self._live.get(token)
         if live is None:
             return
-        row = self._row(live.dims, now)
+        row = self._row(live.dims, now, live.kind)
         before = live.totals
         for i, value in enumerate(totals):
             row[i] += value - before[i]
         live.totals = tuple(totals)
         ms = max(_ms(now), live.ms)
         for bucket, part in split_ms(live.ms, ms):
-            self._row(live.dims, bucket)[_SESSION_MS] += part
+            self._row(live.dims, bucket, live.kind)[_SESSION_MS] += part
         live.ms = ms
 
-    def ended(self, token, dims, totals, now, status=None, closes=()):
+    def ended(self, token, dims, totals, now, status=None, closes=(), kind=WEBSOCKET):
         """
-        A session is over. A live one is folded a last time and closed; one
-        that never opened (a refused or failed handshake) is counted whole,
-        with its status. `closes`: (leg, code, closed_by) per leg that closed.
+        A session (or request) is over. A live one is folded a last time and
+        closed (a request's status counted now); one that never opened (a
+        refused or failed handshake, bytes no request took) is counted whole,
+        with its status if any. `closes`: (leg, code, closed_by) per leg that closed.
         """
         live = self._live.get(token)
         if live is not None:
             self.fold(token, totals, now)
             del self._live[token]
-            dims = live.dims
-            row = self._row(dims, now)
+            dims, kind = live.dims, live.kind
+            row = self._row(dims, now, kind)
             row[_CLOSED] += 1
-            count = self._concurrent.get(dims, 0)
-            self._peak(dims, now, count)
+            key = (*dims, kind)
+            count = self._concurrent.get(key, 0)
+            self._peak(dims, now, count, kind)
             if count <= 1:
-                self._concurrent.pop(dims, None)
+                self._concurrent.pop(key, None)
             else:
-                self._concurrent[dims] = count - 1
+                self._concurrent[key] = count - 1
+            if kind == HTTP and status is not None:
+                self._count(self._tables[kind][2], (*self._key(dims, now), status))
         else:
-            row = self._row(dims, now)
+            row = self._row(dims, now, kind)
             for i, value in enumerate(totals):
                 row[i] += value
             if status is not None:
-                self._count(self._statuses, (*self._key(dims, now), status))
+                self._count(self._tables[kind][2], (*self._key(dims, now), status))
         for leg, code, closed_by in closes:
-            self._count(self._closes, (*self._key(dims, now), leg, code, closed_by or "none"))
+            self._count(self._tables[kind][3], (*self._key(dims, now), leg, code, closed_by or "none"))
 
     # -- the flush -------------------------------------------------------------
 
@@ -150,15 +177,17 @@ class Meter:
         """Fold every live session (`totals_of(token)` gives its counters) and note the live peaks."""
         for token in list(self._live):
             self.fold(token, totals_of(token), now)
-        for dims, count in self._concurrent.items():
-            self._peak(dims, now, count)
+        for key, count in self._concurrent.items():
+            self._peak(key[:3], now, count, key[3])
 
     def take(self):
         """Everything counted since the last take, as the next Batch; the meter starts again at zero."""
         self.seq += 1
+        traffic, peaks, statuses, closes = self._tables[WEBSOCKET]
+        http_traffic, http_peaks, http_statuses, _ = self._tables[HTTP]
         batch = Batch(self.node, self.run, self.seq,
-                      {key: tuple(row) for key, row in self._traffic.items()},
-                      dict(self._peaks), dict(self._statuses), dict(self._closes))
+                      {key: tuple(row) for key, row in traffic.items()}, peaks, statuses, closes,
+                      {key: tuple(row) for key, row in http_traffic.items()}, http_peaks, http_statuses)
         self._reset()
         return batch
 
@@ -169,17 +198,19 @@ class Meter:
         domain, region, isp = dims
         return domain, bucket_of(now), region, isp
 
-    def _row(self, dims, now):
+    def _row(self, dims, now, kind=WEBSOCKET):
         key = self._key(dims, now)
-        row = self._traffic.get(key)
+        traffic = self._tables[kind][0]
+        row = traffic.get(key)
         if row is None:
-            row = self._traffic[key] = [0] * len(COUNTS)
+            row = traffic[key] = [0] * len(COUNTS)
         return row
 
-    def _peak(self, dims, now, count):
+    def _peak(self, dims, now, count, kind=WEBSOCKET):
         key = self._key(dims, now)
-        if count > self._peaks.get(key, 0):
-            self._peaks[key] = count
+        peaks = self._tables[kind][1]
+        if count > peaks.get(key, 0):
+            peaks[key] = count
 
     @staticmethod
     def _count(table, key):

@@ -17,6 +17,9 @@ INTERVALS = (300, 3600, 86400)
 
 KINDS = ("traffic", "connections", "statuses", "closes")
 LEGS = ("client", "origin")
+# Which traffic a query counts: WebSocket sessions, plain HTTP requests, or both.
+TRAFFIC_KINDS = ("websocket", "http", "all")
+DEFAULT_TRAFFIC_KIND = "websocket"
 SUFFIX = {300: "5m", 3600: "1h", 86400: "1d"}
 
 
@@ -40,6 +43,11 @@ class Query:
     regions: tuple | None = None
     isps: tuple | None = None
     legs: tuple | None = None
+    traffic_kind: str = DEFAULT_TRAFFIC_KIND
+
+    def keeps(self, row):
+        """Whether a stored row is of the traffic this query counts (rows before schema 3 are WebSocket's)."""
+        return self.traffic_kind == "all" or row.get("kind", "websocket") == self.traffic_kind
 
     def tables(self):
         """The tables whose rows answer() needs, in order; buckets in `bounds()`."""
@@ -55,6 +63,7 @@ class Query:
 
     def answer(self, fetched):
         """The JSON-ready answer from the rows of each of tables(), in that order."""
+        fetched = [[row for row in rows if self.keeps(row)] for rows in fetched]
         if self.kind == "traffic":
             points = traffic_series(fetched[0], self.start, self.end, self.interval)
         elif self.kind == "connections":
@@ -66,7 +75,7 @@ class Query:
         first, last = self.bounds()
         answer = {"kind": self.kind, "start": first, "end": last, "interval": self.interval,
                   "domains": _listed(self.domains), "regions": _listed(self.regions),
-                  "isps": _listed(self.isps)}
+                  "isps": _listed(self.isps), "traffic": self.traffic_kind}
         if self.kind == "closes":
             answer["legs"] = _listed(self.legs)
         answer["points"] = points
@@ -87,12 +96,15 @@ def _filter(values, name):
     return values
 
 
-def make_query(kind, start, end, interval="300", domains=None, regions=None, isps=None, legs=None):
+def make_query(kind, start, end, interval="300", domains=None, regions=None, isps=None, legs=None,
+               traffic=None):
     """
     A Query from text (a URL's parameters, a command line): `start`, `end`
     ISO 8601 with a zone, `interval` 300, 3600 or 86400 fitting the span,
-    repeated filters. QueryError says what is wrong and what is allowed.
+    repeated filters, `traffic` websocket (the default), http or all.
+    QueryError says what is wrong and what is allowed.
     """
+    traffic = parse_traffic_kind(traffic)
     if kind not in KINDS:
         raise QueryError(f"unknown query {kind!r}: use {', '.join(KINDS)}")
     if start is None or end is None:
@@ -108,8 +120,18 @@ def make_query(kind, start, end, interval="300", domains=None, regions=None, isp
     for leg in legs or ():
         if leg not in LEGS:
             raise QueryError(f"leg: {leg!r} is not one of {', '.join(LEGS)}")
+    if kind == "closes" and traffic == "http":
+        raise QueryError("plain HTTP requests have no close codes: use kind websocket or all")
     return Query(kind, first, last, int(text), _filter(domains, "domain"), _filter(regions, "region"),
-                 _filter(isps, "isp"), legs)
+                 _filter(isps, "isp"), legs, traffic)
+
+
+def parse_traffic_kind(text):
+    """websocket, http or all (None: websocket); QueryError otherwise."""
+    value = (text if text is not None else DEFAULT_TRAFFIC_KIND).strip().lower()
+    if value not in TRAFFIC_KINDS:
+        raise QueryError(f"kind: {text!r} is not one of {', '.join(TRAFFIC_KINDS)}")
+    return value
 
 
 def parse_time(text, name):
@@ -156,21 +178,24 @@ def traffic_series(rows, start, end, interval):
     """
     Points of `interval` seconds from 5-minute traffic rows (dicts, any mix of
     keys: they are summed per bucket first): bytes each way on the client leg,
-    messages, and bandwidth in bit/s (5 minutes: bytes x 8 / 300; coarser: the
-    peak of its 5-minute points).
+    WebSocket messages, plain HTTP requests, and bandwidth in bit/s (5 minutes:
+    bytes x 8 / 300; coarser: the peak of its 5-minute points).
     """
     fine = {}
     for row in rows:
-        sums = fine.setdefault(row["bucket"], [0, 0, 0, 0])
+        sums = fine.setdefault(row["bucket"], [0, 0, 0, 0, 0])
         sums[0] += row["client_bytes_in"]
         sums[1] += row["client_bytes_out"]
-        sums[2] += row["client_messages_in"]
-        sums[3] += row["client_messages_out"]
+        if row.get("kind", "websocket") == "http":
+            sums[4] += row["client_messages_in"]  # an HTTP row's messages are requests and responses
+        else:
+            sums[2] += row["client_messages_in"]
+            sums[3] += row["client_messages_out"]
     first, last = align(start, end, interval)
     points = []
     for at in range(first, last, interval):
         point = {"start": at, "bytes_in": 0, "bytes_out": 0, "messages_in": 0, "messages_out": 0,
-                 "bandwidth_in": 0.0, "bandwidth_out": 0.0}
+                 "requests": 0, "bandwidth_in": 0.0, "bandwidth_out": 0.0}
         for bucket in range(at, at + interval, BUCKET):
             sums = fine.get(bucket)
             if sums is None:
@@ -179,6 +204,7 @@ def traffic_series(rows, start, end, interval):
             point["bytes_out"] += sums[1]
             point["messages_in"] += sums[2]
             point["messages_out"] += sums[3]
+            point["requests"] += sums[4]
             point["bandwidth_in"] = max(point["bandwidth_in"], sums[0] * 8 / BUCKET)
             point["bandwidth_out"] = max(point["bandwidth_out"], sums[1] * 8 / BUCKET)
         points.append(point)

@@ -5,46 +5,84 @@ additive upserts of a Batch and the rollups that recompute the 1-hour and
 Placeholders are written `?` (the stores translate them). See docs/statistics.md.
 """
 
-from wsrelay.accounting.meter import COUNTS
+from wsrelay.accounting.meter import COUNTS, HTTP, WEBSOCKET
 
-VERSION = 2
+VERSION = 3
 WIDTHS = (300, 3600, 86400)
 SUFFIX = {300: "5m", 3600: "1h", 86400: "1d"}
-DIMS = ("domain", "bucket", "region", "isp")
+DIMS = ("domain", "bucket", "region", "isp", "kind")
 PEAK_COLUMNS = ("peak_concurrent", "peak_client_bytes_in", "peak_client_bytes_out")
 
 _INT = "BIGINT NOT NULL DEFAULT 0"
 _TEXT = "TEXT NOT NULL"
+_KEY = "PRIMARY KEY (domain, bucket, region, isp, kind"
 
 
 def _dims():
-    return f"domain {_TEXT}, bucket BIGINT NOT NULL, region {_TEXT}, isp {_TEXT}"
+    # kind: websocket or http (version 3); every point is one kind's
+    return (f"domain {_TEXT}, bucket BIGINT NOT NULL, region {_TEXT}, isp {_TEXT}, "
+            f"kind {_TEXT} DEFAULT '{WEBSOCKET}'")
+
+
+def point_tables():
+    """{table name: its columns and key} of the point tables, as of VERSION."""
+    counts = ", ".join(f"{name} {_INT}" for name in COUNTS)
+    peaks = ", ".join(f"{name} {_INT}" for name in PEAK_COLUMNS)
+    # the peak of live sessions per node in each 5-minute point (the fleet's: their sum)
+    tables = {"peaks_5m": f"{_dims()}, node {_TEXT}, peak {_INT}, {_KEY}, node)"}
+    for width in WIDTHS:
+        s = SUFFIX[width]
+        extra = f", {peaks}" if width != 300 else ""
+        tables[f"traffic_{s}"] = f"{_dims()}, {counts}{extra}, {_KEY})"
+        tables[f"statuses_{s}"] = f"{_dims()}, status INTEGER NOT NULL, count {_INT}, {_KEY}, status)"
+        tables[f"closes_{s}"] = (f"{_dims()}, leg {_TEXT}, code INTEGER NOT NULL, closed_by {_TEXT}, "
+                                 f"count {_INT}, {_KEY}, leg, code, closed_by)")
+    return tables
 
 
 def create_statements():
     """The schema of VERSION, as a list of statements."""
-    counts = ", ".join(f"{name} {_INT}" for name in COUNTS)
-    peaks = ", ".join(f"{name} {_INT}" for name in PEAK_COLUMNS)
-    key = "PRIMARY KEY (domain, bucket, region, isp"
     statements = [
         "CREATE TABLE schema_version (version INTEGER NOT NULL)",
         "CREATE TABLE batches (node TEXT NOT NULL, run TEXT NOT NULL, seq BIGINT NOT NULL, "
         "written BIGINT NOT NULL, PRIMARY KEY (node, run, seq))",
-        # the peak of live sessions per node in each 5-minute point (the fleet's: their sum)
-        f"CREATE TABLE peaks_5m ({_dims()}, node {_TEXT}, peak {_INT}, {key}, node))",
     ]
-    for width in WIDTHS:
-        s = SUFFIX[width]
-        extra = f", {peaks}" if width != 300 else ""
-        statements += [
-            f"CREATE TABLE traffic_{s} ({_dims()}, {counts}{extra}, {key}))",
-            f"CREATE TABLE statuses_{s} ({_dims()}, status INTEGER NOT NULL, count {_INT}, {key}, status))",
-            f"CREATE TABLE closes_{s} ({_dims()}, leg {_TEXT}, code INTEGER NOT NULL, "
-            f"closed_by {_TEXT}, count {_INT}, {key}, leg, code, closed_by))",
-        ]
-        statements += [f"CREATE INDEX {t}_{s}_bucket ON {t}_{s} (bucket)" for t in ("traffic", "statuses", "closes")]
-    statements.append("CREATE INDEX peaks_5m_bucket ON peaks_5m (bucket)")
+    statements += [f"CREATE TABLE {name} ({columns})" for name, columns in point_tables().items()]
+    statements += [f"CREATE INDEX {name}_bucket ON {name} (bucket)" for name in point_tables()]
     return statements + BILLING_TABLE
+
+
+def _columns(definition):
+    """The column names of a table definition, without kind (what version 2 had)."""
+    names = []
+    for part in definition.split(", "):
+        word = part.split()[0]
+        if word == "PRIMARY":
+            break
+        if word != "kind":
+            names.append(word)
+    return names
+
+
+def _kind_upgrade():
+    """
+    Version 3: every point table gets the kind column in its key, its rows
+    becoming websocket points. A key cannot be changed in place in SQLite,
+    so each table is rebuilt (the same statements in PostgreSQL), in the
+    upgrade's one transaction.
+    """
+    statements = []
+    for name, columns in point_tables().items():
+        listed = ", ".join(_columns(columns))
+        statements += [
+            f"DROP INDEX {name}_bucket",
+            f"CREATE TABLE {name}_v3 ({columns})",
+            f"INSERT INTO {name}_v3 ({listed}, kind) SELECT {listed}, '{WEBSOCKET}' FROM {name}",
+            f"DROP TABLE {name}",
+            f"ALTER TABLE {name}_v3 RENAME TO {name}",
+            f"CREATE INDEX {name}_bucket ON {name} (bucket)",
+        ]
+    return statements
 
 
 # Version 2: the billing method and cycle of each domain, as each relay found them in its config.
@@ -54,7 +92,7 @@ BILLING_TABLE = [
 ]
 
 # Each version's upgrade from the one before: statements run in one transaction.
-UPGRADES = {2: BILLING_TABLE}
+UPGRADES = {2: BILLING_TABLE, 3: _kind_upgrade()}
 
 # A domain's (method, cycle) recorded when it differs from the last one recorded
 # (args: domain, changed_ms, method, cycle, node, domain, method, cycle). Milliseconds: two
@@ -86,36 +124,41 @@ def upsert_traffic():
     marks = ", ".join("?" for _ in DIMS + COUNTS)
     adds = ", ".join(f"{c} = traffic_5m.{c} + excluded.{c}" for c in COUNTS)
     return (f"INSERT INTO traffic_5m ({columns}) VALUES ({marks}) "
-            f"ON CONFLICT (domain, bucket, region, isp) DO UPDATE SET {adds}")
+            f"ON CONFLICT (domain, bucket, region, isp, kind) DO UPDATE SET {adds}")
 
 
 UPSERT_PEAK = (
-    "INSERT INTO peaks_5m (domain, bucket, region, isp, node, peak) VALUES (?, ?, ?, ?, ?, ?) "
-    "ON CONFLICT (domain, bucket, region, isp, node) DO UPDATE SET "
+    "INSERT INTO peaks_5m (domain, bucket, region, isp, kind, node, peak) VALUES (?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (domain, bucket, region, isp, kind, node) DO UPDATE SET "
     "peak = CASE WHEN excluded.peak > peaks_5m.peak THEN excluded.peak ELSE peaks_5m.peak END")
 UPSERT_STATUS = (
-    "INSERT INTO statuses_5m (domain, bucket, region, isp, status, count) VALUES (?, ?, ?, ?, ?, ?) "
-    "ON CONFLICT (domain, bucket, region, isp, status) DO UPDATE SET count = statuses_5m.count + excluded.count")
+    "INSERT INTO statuses_5m (domain, bucket, region, isp, kind, status, count) VALUES (?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (domain, bucket, region, isp, kind, status) DO UPDATE SET count = statuses_5m.count + excluded.count")
 UPSERT_CLOSE = (
-    "INSERT INTO closes_5m (domain, bucket, region, isp, leg, code, closed_by, count) "
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (domain, bucket, region, isp, leg, code, closed_by) "
+    "INSERT INTO closes_5m (domain, bucket, region, isp, kind, leg, code, closed_by, count) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (domain, bucket, region, isp, kind, leg, code, closed_by) "
     "DO UPDATE SET count = closes_5m.count + excluded.count")
 CLAIM_BATCH = "INSERT INTO batches (node, run, seq, written) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING"
 
 
 def batch_rows(batch):
-    """(statement, [parameters]) pairs adding a Batch's points to the 5-minute tables."""
-    return [
-        (upsert_traffic(), [(*key, *row) for key, row in batch.traffic.items()]),
-        (UPSERT_PEAK, [(*key, batch.node, peak) for key, peak in batch.peaks.items()]),
-        (UPSERT_STATUS, [(*key, count) for key, count in batch.statuses.items()]),
-        (UPSERT_CLOSE, [(*key, count) for key, count in batch.closes.items()]),
-    ]
+    """(statement, [parameters]) pairs adding a Batch's points (both kinds) to the 5-minute tables."""
+    traffic, peaks, statuses, closes = [], [], [], []
+    for kind in (WEBSOCKET, HTTP):
+        t, p, s, c = batch.tables(kind)
+        traffic += [(*key, kind, *row) for key, row in t.items()]
+        peaks += [(*key, kind, batch.node, peak) for key, peak in p.items()]
+        statuses += [(*key[:4], kind, *key[4:], count) for key, count in s.items()]
+        closes += [(*key[:4], kind, *key[4:], count) for key, count in c.items()]
+    return [(upsert_traffic(), traffic), (UPSERT_PEAK, peaks), (UPSERT_STATUS, statuses), (UPSERT_CLOSE, closes)]
 
 
 def touched(batch, width):
     """The starts of the `width`-second periods a batch has points in."""
-    keys = list(batch.traffic) + list(batch.peaks) + list(batch.statuses) + list(batch.closes)
+    keys = []
+    for kind in (WEBSOCKET, HTTP):
+        for table in batch.tables(kind):
+            keys += list(table)
     return sorted({key[1] // width * width for key in keys})
 
 
@@ -130,9 +173,10 @@ def rollup_statements(fine, coarse, start):
     sums = ", ".join(f"SUM(t.{name})" for name in COUNTS)
     if fine == 300:
         peaks = ("COALESCE(MAX(p.peak), 0), MAX(t.client_bytes_in), MAX(t.client_bytes_out)")
-        source = (f"traffic_5m t LEFT JOIN (SELECT domain, bucket, region, isp, SUM(peak) AS peak "
-                  f"FROM peaks_5m WHERE bucket >= ? AND bucket < ? GROUP BY domain, bucket, region, isp) p "
-                  f"ON p.domain = t.domain AND p.bucket = t.bucket AND p.region = t.region AND p.isp = t.isp")
+        source = (f"traffic_5m t LEFT JOIN (SELECT domain, bucket, region, isp, kind, SUM(peak) AS peak "
+                  f"FROM peaks_5m WHERE bucket >= ? AND bucket < ? GROUP BY domain, bucket, region, isp, kind) p "
+                  f"ON p.domain = t.domain AND p.bucket = t.bucket AND p.region = t.region AND p.isp = t.isp "
+                  f"AND p.kind = t.kind")
         source_args = (start, end)
     else:
         peaks = ", ".join(f"MAX(t.{name})" for name in PEAK_COLUMNS)
@@ -140,17 +184,17 @@ def rollup_statements(fine, coarse, start):
     columns = ", ".join(DIMS + COUNTS + PEAK_COLUMNS)
     return [
         (f"DELETE FROM traffic_{c} WHERE bucket = ?", (start,)),
-        (f"INSERT INTO traffic_{c} ({columns}) SELECT t.domain, ?, t.region, t.isp, {sums}, {peaks} "
-         f"FROM {source} WHERE t.bucket >= ? AND t.bucket < ? GROUP BY t.domain, t.region, t.isp",
+        (f"INSERT INTO traffic_{c} ({columns}) SELECT t.domain, ?, t.region, t.isp, t.kind, {sums}, {peaks} "
+         f"FROM {source} WHERE t.bucket >= ? AND t.bucket < ? GROUP BY t.domain, t.region, t.isp, t.kind",
          (start, *source_args, start, end)),
         (f"DELETE FROM statuses_{c} WHERE bucket = ?", (start,)),
-        (f"INSERT INTO statuses_{c} (domain, bucket, region, isp, status, count) "
-         f"SELECT domain, ?, region, isp, status, SUM(count) FROM statuses_{f} "
-         f"WHERE bucket >= ? AND bucket < ? GROUP BY domain, region, isp, status", (start, start, end)),
+        (f"INSERT INTO statuses_{c} (domain, bucket, region, isp, kind, status, count) "
+         f"SELECT domain, ?, region, isp, kind, status, SUM(count) FROM statuses_{f} "
+         f"WHERE bucket >= ? AND bucket < ? GROUP BY domain, region, isp, kind, status", (start, start, end)),
         (f"DELETE FROM closes_{c} WHERE bucket = ?", (start,)),
-        (f"INSERT INTO closes_{c} (domain, bucket, region, isp, leg, code, closed_by, count) "
-         f"SELECT domain, ?, region, isp, leg, code, closed_by, SUM(count) FROM closes_{f} "
-         f"WHERE bucket >= ? AND bucket < ? GROUP BY domain, region, isp, leg, code, closed_by",
+        (f"INSERT INTO closes_{c} (domain, bucket, region, isp, kind, leg, code, closed_by, count) "
+         f"SELECT domain, ?, region, isp, kind, leg, code, closed_by, SUM(count) FROM closes_{f} "
+         f"WHERE bucket >= ? AND bucket < ? GROUP BY domain, region, isp, kind, leg, code, closed_by",
          (start, start, end)),
     ]
 

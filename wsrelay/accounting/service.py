@@ -13,7 +13,7 @@ from twisted.application.internet import TimerService
 from twisted.internet import defer
 from twisted.logger import Logger
 
-from wsrelay.accounting.meter import LEG_FIELDS, Meter
+from wsrelay.accounting.meter import HTTP, LEG_FIELDS, Meter
 
 log = Logger(namespace="wsrelay.accounting")
 
@@ -22,7 +22,10 @@ STOP_TIMEOUT = 10.0     # seconds the last flush may take at shutdown
 
 
 def totals(session):
-    """The session's 12 counters (client leg, then origin leg) in meter.TRAFFIC order."""
+    """The session's (or plain HTTP request's) 12 counters (client leg, then origin leg) in meter.TRAFFIC order."""
+    metered = getattr(session, "metered_totals", None)
+    if metered is not None:
+        return metered()
     values = []
     for leg in (session.client, session.origin):
         counters = leg.counters if leg is not None else None
@@ -79,6 +82,28 @@ class Accounting(TimerService):
         dims = getattr(session, "accounting_dims", None) or self.dims(session)
         self.meter.ended(token, dims, totals(session), self.clock.seconds(),
                          status=session.status, closes=closes(session))
+
+    def request_started(self, request):
+        """A plain HTTP request was admitted and goes to an origin: live (kind http) from now."""
+        request.accounting_dims = dims = self.dims(request)
+        self._sessions[id(request)] = request
+        self.meter.opened(id(request), dims, totals(request), self.clock.seconds(), status=None, kind=HTTP)
+
+    def request_ended(self, request):
+        """A plain HTTP request is over (answered, refused, cut or abandoned): its status and last bytes."""
+        token = id(request)
+        self._sessions.pop(token, None)
+        dims = request.accounting_dims or self.dims(request)
+        request.connection.last_dims = dims
+        self.meter.ended(token, dims, totals(request), self.clock.seconds(), status=request.status, kind=HTTP)
+
+    def http_leftover(self, connection, received, sent):
+        """Bytes of a client connection that no request took (a partial head, say): traffic of its last domain."""
+        dims = getattr(connection, "last_dims", None)
+        if dims is None:
+            dims = ("-", *self.locator.locate(connection.peer))
+        values = (received, sent) + (0,) * 10
+        self.meter.ended(object(), dims, values, self.clock.seconds(), kind=HTTP)
 
     def note_billing(self, config):
         """

@@ -20,6 +20,8 @@ class MemoryStore:
         self.traffic = {}
         self.statuses = {}
         self.closes = {}
+        self.http_traffic = {}
+        self.http_statuses = {}
         self.fail = None
         self.lose_reply = False
         self.writes = 0
@@ -34,10 +36,12 @@ class MemoryStore:
         fresh = batch_id not in self.batches
         if fresh:
             self.batches.add(batch_id)
-            for key, row in batch.traffic.items():
-                old = self.traffic.get(key, (0,) * len(COUNTS))
-                self.traffic[key] = tuple(a + b for a, b in zip(old, row))
-            for table, mine in ((batch.statuses, self.statuses), (batch.closes, self.closes)):
+            for theirs, mine in ((batch.traffic, self.traffic), (batch.http_traffic, self.http_traffic)):
+                for key, row in theirs.items():
+                    old = mine.get(key, (0,) * len(COUNTS))
+                    mine[key] = tuple(a + b for a, b in zip(old, row))
+            for table, mine in ((batch.statuses, self.statuses), (batch.closes, self.closes),
+                                (batch.http_statuses, self.http_statuses)):
                 for key, count in table.items():
                     mine[key] = mine.get(key, 0) + count
         if self.lose_reply:
@@ -69,6 +73,7 @@ class MemoryStore:
         self.closed = True
         return defer.succeed(None)
 
-    def total(self, column, domain=None):
+    def total(self, column, domain=None, kind="websocket"):
         index = COUNTS.index(column)
-        return sum(row[index] for key, row in self.traffic.items() if domain in (None, key[0]))
+        table = self.http_traffic if kind == "http" else self.traffic
+        return sum(row[index] for key, row in table.items() if domain in (None, key[0]))

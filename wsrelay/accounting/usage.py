@@ -72,7 +72,8 @@ def _read(store, query, history, now):
     ], consumeErrors=True)
 
     def answered(fetched):
-        daily, fine = fetched
+        # WebSocket traffic is billed on its own (plain HTTP is metered, not billed here)
+        daily, fine = ([r for r in rows if r.get("kind", "websocket") == "websocket"] for rows in fetched)
         rows = []
         for name in query.domains:
             rows += billing.usage(

@@ -1,7 +1,7 @@
 """
 The admin API as a twisted.web resource: GET /v1/{traffic, connections,
-statuses, closes}?start=...&end=...&interval=...&domain=...&region=...&isp=...
-answered as JSON, and GET /v1/usage?start=...&end=...&domain=...&format=json|csv,
+statuses, closes}?start=...&end=...&interval=...&domain=...&region=...&isp=...&kind=...
+answered as JSON (kind: websocket, the default, http or all), and GET /v1/usage?start=...&end=...&domain=...&format=json|csv,
 the billing report (docs/openapi.yaml). Every request needs
 `Authorization: Bearer TOKEN` (compared in constant time). The query rules
 are wsrelay.accounting.query's; the rows come from the IAccounting store,
@@ -22,7 +22,7 @@ from wsrelay.accounting.query import KINDS, QueryError, make_query
 log = Logger(namespace="wsrelay.admin")
 
 PREFIX = "/v1/"
-PARAMETERS = {"start", "end", "interval", "domain", "region", "isp", "leg"}
+PARAMETERS = {"start", "end", "interval", "domain", "region", "isp", "leg", "kind"}
 USAGE_PARAMETERS = {"start", "end", "domain", "format"}
 RESOURCES = [PREFIX + kind for kind in KINDS] + [PREFIX + "usage"]
 
@@ -63,9 +63,10 @@ def query_of(path, args):
     if not path.startswith(PREFIX) or path[len(PREFIX):] not in KINDS:
         raise KeyError(path)
     kind = path[len(PREFIX):]
-    params = parameters(args, PARAMETERS, ("start", "end", "interval"))
+    params = parameters(args, PARAMETERS, ("start", "end", "interval", "kind"))
     return make_query(kind, _one(params, "start"), _one(params, "end"), _one(params, "interval") or "300",
-                      params.get("domain"), params.get("region"), params.get("isp"), params.get("leg"))
+                      params.get("domain"), params.get("region"), params.get("isp"), params.get("leg"),
+                      _one(params, "kind"))
 
 
 def usage_query_of(config, args):

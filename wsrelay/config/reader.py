@@ -197,12 +197,15 @@ def _parse_domain(path, name, section, base, factories, default_selector, select
             hint = f" (an option of selector {', '.join(owners)}; this domain uses {factory.name})"
             reader.fail(key, "unknown key" + (hint if owners else _did_you_mean(key, DOMAIN_KEYS | set(factory.options))))
     websocket = reader.get("websocket")
+    serve_http = reader.get("http")
     origins = reader.get("origins")
     if websocket and not origins:
         reader.fail("origins", "at least one origin (host[:port]) is required while websocket = on")
+    if serve_http and not origins:
+        reader.fail("origins", "at least one origin (host[:port]) is required while http = on")
     values = {}
     for key in schema.keys("domain"):
-        if not key.group and key.name not in ("websocket", "origins"):
+        if not key.group and key.name not in ("websocket", "http", "origins"):
             values[key.attribute] = reader.get(key.name, getattr(base, key.attribute) if "relay" in key.scope
                                                else schema.Key)
     if pattern == "*" or _is_address(pattern):
@@ -214,6 +217,7 @@ def _parse_domain(path, name, section, base, factories, default_selector, select
     domain = DomainConfig(
         name=pattern,
         websocket=websocket,
+        http=serve_http,
         origins=origins,
         selector=factory.name,
         selector_options=_selector_options(reader, factory, selector_sections.get(factory.name)),
@@ -226,7 +230,7 @@ def _parse_domain(path, name, section, base, factories, default_selector, select
     warnings.extend(_timeout_warnings(f"{path}: [{name}]", domain))
     warnings.extend(_certificate_warnings(path, name, pattern, certificate))
     warnings.extend(_origin_tls_warnings(path, name, reader, domain))
-    return domain, factory, websocket
+    return domain, factory, websocket or serve_http
 
 
 def _parse_health(reader, base):

@@ -16,11 +16,11 @@ declared by their plugins (`options`) and rendered alongside.
 """
 
 from wsrelay.config import kinds as k  # noqa: F401  (schema.k: the kinds, for tools and tests)
-from wsrelay.config.keys import accounting, edge, origins, process
+from wsrelay.config.keys import accounting, edge, http, origins, process
 from wsrelay.config.keytypes import ACCOUNTING, DOMAIN, INHERITED, RELAY, Key, Topic  # noqa: F401
 
 # In the order etc/relay.ini lists them.
-KEYS = edge.KEYS + origins.KEYS + process.KEYS + accounting.KEYS
+KEYS = edge.KEYS + http.KEYS + origins.KEYS + process.KEYS + accounting.KEYS
 
 
 def keys(scope):

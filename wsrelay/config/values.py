@@ -94,6 +94,10 @@ class DomainConfig:
     origin_verify: bool = True
     origin_sni: str | None = None
     billing: BillingSettings = BillingSettings()  # how its traffic is billed (the usage report)
+    http: bool = False            # plain HTTP requests are proxied to the origins (else 426)
+    origin_read_timeout: float = 60.0   # HTTP: seconds the origin may stay silent (504, or the response is cut)
+    client_body_timeout: float = 60.0   # HTTP: seconds a request body may stall (408); 0: none
+    max_body_size: int = 0        # HTTP: largest request body in bytes (413); 0: no limit
     http2: bool = False           # ssl: listeners offer h2 (ALPN) to clients asking for this name (SNI)
 
     def origin_scheme(self, client_scheme):
@@ -160,11 +164,20 @@ class RelayConfig:
     accounting: object = None     # AccountingSettings; None: accounting = off
     http2: bool = False           # h2 offered by ALPN on ssl: listeners (the domains' default; no SNI)
     max_concurrent_streams: int = 100  # HTTP/2 streams open at once on one client connection
+    http_keepalive_timeout: float = 75.0  # seconds an idle HTTP client connection is kept open
+    origin_keepalive: int = 32    # idle HTTP connections kept per origin (per domain); 0: none kept
+    request_rate: float = 0.0     # HTTP requests per second per process; 0: no limit
+    request_rate_per_ip: float = 0.0  # HTTP requests per second per client address per process; 0: no limit
 
     def http2_for(self, server_name):
         """Whether a TLS client asking for `server_name` (SNI; None: none sent) is offered h2."""
         domain = self.domain_for(server_name) if server_name else None
         return domain.http2 if domain is not None else self.http2
+
+    @property
+    def serves_http(self):
+        """Whether some domain proxies plain HTTP (listeners then look at each request head first)."""
+        return any(domain.http for domain in self.each_domain())
 
     def each_domain(self):
         """Every DomainConfig: exact names, wildcards, then the catch-all."""

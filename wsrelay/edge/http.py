@@ -20,6 +20,13 @@ HOP_HEADERS = frozenset({
     "forwarded", "x-real-ip",
 })
 
+# Hop-by-hop headers (RFC 9110 7.6.1): never copied from one connection to the
+# next, whichever way, on either path; every header a Connection header names
+# is hop-by-hop too (see end_to_end).
+HOP_BY_HOP = frozenset({
+    "connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade",
+})
+
 _TOKEN_CHARS = frozenset(
     "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 )
@@ -46,6 +53,31 @@ def check_request_head(head):
         if not colon or not name or any(chr(c) not in _TOKEN_CHARS for c in name):
             return "malformed header line"
     return None
+
+
+def nominated(connection_values):
+    """The lower-case header names a message's Connection header values name (RFC 9110 7.6.1)."""
+    names = set()
+    for value in connection_values:
+        for token in value.split(","):
+            token = token.strip().lower()
+            if token:
+                names.add(token)
+    return names
+
+
+def end_to_end(pairs, drop=HOP_BY_HOP):
+    """
+    The (name, value) pairs of a message's headers that may cross the relay:
+    without the hop-by-hop ones, those the message's own Connection header
+    names ("Connection: Upgrade, X-Hop-Secret" drops X-Hop-Secret), and those
+    in `drop` (lower-case). Used by the WebSocket and the HTTP path alike,
+    both ways. Names are compared case-insensitively; order is kept.
+    """
+    pairs = list(pairs)
+    hop = nominated(value for name, value in pairs if name.lower() == "connection")
+    return [(name, value) for name, value in pairs
+            if name.lower() not in drop and name.lower() not in hop]
 
 
 def valid_header_value(value):
@@ -112,14 +144,19 @@ def origin_request(target, host, key, client_headers, extra_headers, protocols, 
         lines.append("Sec-WebSocket-Protocol: " + ", ".join(protocols))
     if extensions:
         lines.append("Sec-WebSocket-Extensions: " + extensions)
-    for name, value in client_headers.items():
-        if name in HOP_HEADERS or not valid_header_value(value):
+    for name, value in end_to_end(client_headers.items(), HOP_HEADERS):
+        if not valid_header_value(value):
             continue
         lines.append(f"{_canonical(name)}: {value}")
     for name, value in extra_headers:
         if valid_header_value(value):
             lines.append(f"{name}: {value}")
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+def canonical(name):
+    """Header-Name capitalisation (what most servers write; HTTP/1.1 names are case-insensitive)."""
+    return "-".join(part[:1].upper() + part[1:] for part in name.lower().split("-"))
 
 
 def _canonical(name):
@@ -173,13 +210,15 @@ REFUSAL_HEADERS = frozenset({"location", "retry-after", "www-authenticate", "set
 
 def response_headers(head, refusal):
     """(name, value) pairs of an origin response head that the client may see."""
-    pairs = []
+    found = []
     for line in head.decode("latin-1").split("\r\n")[1:]:
         name, colon, value = line.partition(":")
         lowered = name.strip().lower()
         value = value.strip()
-        if not colon or not lowered or not valid_header_value(value):
-            continue
+        if colon and lowered and valid_header_value(value):
+            found.append((lowered, value))
+    pairs = []
+    for lowered, value in end_to_end(found, HOP_HEADERS):
         if (lowered in REFUSAL_HEADERS) if refusal else (lowered not in _NOT_FROM_ORIGIN):
             pairs.append((_canonical(lowered), value))
     return pairs

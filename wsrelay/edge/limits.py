@@ -1,7 +1,9 @@
 """
 Admission limits, checked once per handshake before any origin is dialled:
 live sessions (per process, per domain, per client address) and handshake
-rates (per process, per client address). Pure bookkeeping: the time is passed
+rates (per process, per client address). Plain HTTP requests in flight count
+as live sessions (they hold descriptors the same way) and have request rates
+of their own (request_rate, request_rate_per_ip). Pure bookkeeping: the time is passed
 in, nothing here touches a socket. All counts are per relay process.
 """
 
@@ -95,16 +97,55 @@ class Limits:
             self._rate, self._rates = None, {}  # new rates start with full buckets
         self.rate = config.handshake_rate
         self.rate_per_ip = config.handshake_rate_per_ip
+        requests = (config.request_rate, config.request_rate_per_ip)
+        if requests != getattr(self, "_request_rates", None):
+            self._request_rates = requests
+            self._request_rate, self._request_rates_per_ip = None, {}
 
-    def admit(self, address, domain, now):
-        """A Ticket for a handshake from `address` to `domain` (a DomainConfig), or a Refusal."""
+    def admit_request(self, address, domain, now):
+        """A Ticket for a plain HTTP request (released when it ends), or a Refusal."""
         self._prune(now)
+        refused = self._full(address, domain)
+        if refused is not None:
+            return refused
+        rate, rate_per_ip = self._request_rates
+        bucket = None
+        if rate_per_ip:
+            bucket = self._request_rates_per_ip.get(address)
+            if bucket is None:
+                bucket = self._request_rates_per_ip[address] = TokenBucket(rate_per_ip, now)
+            if not bucket.ready(now):
+                return Refusal(429, "too many requests from your address", _seconds(bucket.wait(now)))
+        if rate:
+            if self._request_rate is None:
+                self._request_rate = TokenBucket(rate, now)
+            if not self._request_rate.take(now):
+                return Refusal(503, "the relay is taking too many requests", _seconds(self._request_rate.wait(now)))
+        if bucket is not None:
+            bucket.take(now)
+        return self._ticket(address, domain)
+
+    def _full(self, address, domain):
         if self.max_connections and self.total >= self.max_connections:
             return Refusal(503, "the relay is at its connection limit", 5)
         if domain.max_connections and self.per_domain.get(domain.name, 0) >= domain.max_connections:
             return Refusal(503, "this domain is at its connection limit", 5)
         if self.per_ip and self.per_address.get(address, 0) >= self.per_ip:
             return Refusal(429, "too many connections from your address", 5)
+        return None
+
+    def _ticket(self, address, domain):
+        self.total += 1
+        self.per_domain[domain.name] = self.per_domain.get(domain.name, 0) + 1
+        self.per_address[address] = self.per_address.get(address, 0) + 1
+        return Ticket(self, address, domain.name)
+
+    def admit(self, address, domain, now):
+        """A Ticket for a handshake from `address` to `domain` (a DomainConfig), or a Refusal."""
+        self._prune(now)
+        refused = self._full(address, domain)
+        if refused is not None:
+            return refused
         # A refused handshake takes no token from either bucket.
         bucket = None
         if self.rate_per_ip:
@@ -120,10 +161,7 @@ class Limits:
                 return Refusal(503, "the relay is taking too many handshakes", _seconds(self._rate.wait(now)))
         if bucket is not None:
             bucket.take(now)
-        self.total += 1
-        self.per_domain[domain.name] = self.per_domain.get(domain.name, 0) + 1
-        self.per_address[address] = self.per_address.get(address, 0) + 1
-        return Ticket(self, address, domain.name)
+        return self._ticket(address, domain)
 
     def _release(self, ticket):
         self.total -= 1
@@ -137,8 +175,9 @@ class Limits:
         if now - self._pruned < PRUNE_EVERY:
             return
         self._pruned = now
-        for address in [a for a, b in self._rates.items() if b.full(now)]:
-            del self._rates[address]
+        for rates in (self._rates, self._request_rates_per_ip):
+            for address in [a for a, b in rates.items() if b.full(now)]:
+                del rates[address]
 
 
 def _decrement(counts, key):

@@ -120,12 +120,13 @@ _EPSILON = 1e-6  # of a tick: sums of float seconds (0.4 + 0.2) land on the tick
 class _Timer:
     """One wheel entry: a callable until it fires or is cancelled."""
 
-    __slots__ = ("call", "args", "wheel")
+    __slots__ = ("call", "args", "wheel", "slot")
 
-    def __init__(self, call, args, wheel):
+    def __init__(self, call, args, wheel, slot):
         self.call = call
         self.args = args
         self.wheel = wheel
+        self.slot = slot
 
     def active(self):
         return self.call is not None
@@ -133,7 +134,7 @@ class _Timer:
     def cancel(self):
         if self.call is not None:
             self.call = self.args = None
-            self.wheel._cancelled()
+            self.wheel._cancelled(self)
 
 
 class TimerWheel:
@@ -163,25 +164,30 @@ class TimerWheel:
         self.seconds = clock.seconds
 
     def callLater(self, delay, call, *args):
-        timer = _Timer(call, args, self)
-        self._live += 1
         slot = math.ceil((self._clock.seconds() + delay) / self._tick - _EPSILON)  # never early
+        timer = _Timer(call, args, self, slot)
+        self._live += 1
         timers = self._slots.get(slot)
         if timers is None:
-            self._slots[slot] = [timer]
+            self._slots[slot] = {timer: None}   # insertion-ordered; a cancel takes its timer out at once
             heapq.heappush(self._due, slot)
             if not self._running and (self._wake_at is None or slot < self._wake_at):
                 self._schedule(slot)
         else:
-            timers.append(timer)
+            timers[timer] = None
         return timer
 
     def pending(self):
         """Timers not yet fired nor cancelled."""
         return self._live
 
-    def _cancelled(self):
+    def _cancelled(self, timer):
         self._live -= 1
+        timers = self._slots.get(timer.slot)
+        if timers is not None:
+            timers.pop(timer, None)
+            if not timers and not self._running:
+                del self._slots[timer.slot]     # its tick stays in _due and is skipped
         if self._live == 0 and not self._running:
             self._forget()
 
@@ -198,7 +204,7 @@ class TimerWheel:
         slots, due, tick = self._slots, self._due, self._tick
         try:
             while due and due[0] <= math.floor(self._clock.seconds() / tick + _EPSILON):
-                for timer in slots.pop(heapq.heappop(due)):
+                for timer in slots.pop(heapq.heappop(due), ()):
                     call = timer.call
                     if call is not None:
                         args = timer.args
@@ -209,7 +215,9 @@ class TimerWheel:
             self._running = False
             if self._live == 0:
                 self._forget()
-            elif due:
+            else:
+                while due[0] not in slots:      # ticks whose timers were all cancelled
+                    heapq.heappop(due)
                 self._schedule(due[0])
 
     def stop(self):

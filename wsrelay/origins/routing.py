@@ -172,7 +172,7 @@ class Routes:
         self._routes = {}
         self.reused = set()
         for domain in config.each_domain():
-            if not domain.websocket:
+            if not (domain.websocket or domain.http):
                 continue
             old = previous._routes.get(domain.name) if previous is not None else None
             if old is not None and _choice_key(old.domain) == _choice_key(domain):

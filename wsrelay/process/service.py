@@ -89,6 +89,9 @@ class Relay:
         self._origin_template = template
         self._origin_factories = {}
         self._origin_tls = {}  # domain name -> OriginTLS, built at its first https dial
+        self._http_pools = {}  # (domain, scheme, server name) -> httporigin.OriginPool
+        self.http_connections = {}  # httpproxy.ClientConnection -> its ProxyChannel, while open
+        self.requests = set()  # plain HTTP requests in flight (httpproxy.ProxyRequest)
         self.accounting = None  # wsrelay.accounting.service.Accounting, when statistics are kept
 
     # -- called by the protocols ----------------------------------------------
@@ -107,10 +110,13 @@ class Relay:
         if self.accounting is not None:
             self.accounting.session_ended(session)
         if self._drained is not None:
-            waiting, done = self._drained
-            waiting.discard(session)
-            if not waiting:
-                self._drain_over()
+            self._drained[0].discard(session)
+            self._check_drained()
+
+    def _check_drained(self):
+        waiting, done = self._drained
+        if not waiting and not self.requests and not done.called:
+            self._drain_over()
 
     def admit(self, session, domain):
         """The limits' Ticket for a handshake about to dial an origin, or a limits.Refusal."""
@@ -159,6 +165,58 @@ class Relay:
     def connect_origin(self, session, request):
         return OriginDial(self, session, request).start()
 
+    # -- plain HTTP (wsrelay.edge.httpproxy) ------------------------------------------------
+
+    def admit_request(self, address, domain):
+        """The limits' Ticket for a plain HTTP request, or a limits.Refusal."""
+        return self.limits.admit_request(address, domain, self.reactor.seconds())
+
+    def http_pool(self, domain, scheme, server_name):
+        """The origin connection pool of a domain for a scheme and TLS name (made at first use)."""
+        key = (domain.name, scheme, server_name if scheme == "https" else None)
+        pool = self._http_pools.get(key)
+        if pool is None:
+            from wsrelay.origins.httporigin import OriginPool
+
+            if len(self._http_pools) >= 1024:  # names invented by clients (wildcards) cannot grow this
+                self._close_pools()
+            pool = self._http_pools[key] = OriginPool(self, domain, scheme, server_name,
+                                                      self.config.origin_keepalive)
+        return pool
+
+    def _close_pools(self):
+        pools, self._http_pools = self._http_pools, {}
+        for pool in pools.values():
+            pool.close()
+
+    def http_connection_opened(self, connection, channel):
+        self.http_connections[connection] = channel
+
+    def http_connection_closed(self, connection):
+        """A client connection stops carrying HTTP requests (closed, or upgraded): its bytes no request took are metered."""
+        if self.http_connections.pop(connection, None) is None:
+            return
+        received, sent = connection.cut()
+        if (received or sent) and self.accounting is not None:
+            self.accounting.http_leftover(connection, received, sent)
+        if self._drained is not None:
+            self._check_drained()
+
+    def request_started(self, request):
+        self.requests.add(request)
+        if self.accounting is not None:
+            self.accounting.request_started(request)
+
+    def request_ended(self, request):
+        """One access log line and the meter, once per request."""
+        self.requests.discard(request)
+        request.take_client_bytes()
+        if self.accounting is not None:
+            self.accounting.request_ended(request)
+        request.log_access()
+        if self._drained is not None:
+            self._check_drained()
+
     # -- reload ----------------------------------------------------------------
 
     def reload(self, config):
@@ -172,6 +230,7 @@ class Relay:
         self.routes.retire(routes)
         self.config, self.routes = config, routes
         self._origin_tls = {}
+        self._close_pools()  # origins, TLS and keep-alive settings may have changed
         self.limits.configure(config, self.files_limit())
         if plan.close:
             self._stagger(plan.close, config.drain_window, lambda session: session.restart())
@@ -217,10 +276,13 @@ class Relay:
                  count=len(live), window=self.config.drain_window, timeout=self.config.drain_timeout)
         for session in [s for s in waiting if s.status != 101]:
             session.shutdown()  # still dialling: 503 at once
+        for channel in list(self.http_connections.values()):
+            channel.persistent = False  # the response in flight is the connection's last
+            if not channel.requests:
+                channel.loseConnection()  # idle keep-alive connections go now
         self._stagger([s for s in live if not s.ended], self.config.drain_window,
                       lambda session: session.shutdown())
-        if not waiting and not done.called:
-            self._drain_over()
+        self._check_drained()
         return done
 
     def hurry(self, why="second SIGTERM"):
@@ -269,6 +331,8 @@ class Relay:
 
     def abort_all(self):
         """Drop every connection left, without a closing handshake."""
+        for connection in list(self.http_connections):
+            connection.transport.abortConnection()
         for connection in list(self.h2_connections):
             connection.transport.abortConnection()
         for session in list(self.sessions):
@@ -278,9 +342,23 @@ class Relay:
 
 
 class RelayFactory(WebSocketServerFactory):
-    """Builds a ClientLeg for each accepted connection of one listener."""
+    """
+    Builds a ClientLeg for each accepted connection of one listener; while
+    some domain has http = on, a Front that looks at each request head first
+    (wsrelay.edge.httpserver).
+    """
 
     protocol = ClientLeg
+
+    def buildProtocol(self, addr):
+        if self.relay.config.serves_http:
+            from wsrelay.edge.httpserver import Front
+
+            return Front(self, addr)
+        return self.build_leg(addr)
+
+    def build_leg(self, addr):
+        return super().buildProtocol(addr)
 
     def __init__(self, relay):
         super().__init__(reactor=relay.reactor)

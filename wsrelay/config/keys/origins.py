@@ -73,9 +73,9 @@ KEYS = (
             "`50`, `50%` both accepted."),
     Key("origins", DOMAIN, k.Origins(), (), "", example="127.0.0.1:8081",
         help="The origins, host[:port] [weight=N], white-space separated.",
-        doc_default="(required while `websocket = on`)",
+        doc_default="(required while `websocket` or `http` is `on`)",
         ini="Origins as host[:port], white-space separated; a missing port is 80 for http and 443 for "
-            "https. Required while websocket = on. Only these are ever dialled.\n"
+            "https. Required while websocket or http = on. Only these are ever dialled.\n"
             "weight=N after an origin (1-1000, default 1) gives it N times the share with round-robin, "
             "least-connections and hash: origins = a:8000 weight=3 b:8000",
         doc="`host[:port]` entries, white-space separated; IPv6 as `[addr]:port`. A missing port is 80 "
