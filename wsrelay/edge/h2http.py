@@ -81,7 +81,8 @@ class _Body:
 
 def proxy_request(edge, stream_id, server_name, pseudo, regular, ended):
     """Start proxying the request of a HEADERS frame; returns its RequestStream."""
-    from wsrelay.edge.httpproxy import ClientConnection, ProxyRequest
+    from wsrelay.edge.httpbodies import ClientConnection
+    from wsrelay.edge.httpproxy import ProxyRequest
 
     class H2ProxyRequest(ProxyRequest):
         def cut_client(self):

@@ -17,7 +17,8 @@ from twisted.web import http
 from zope.interface import directlyProvides, providedBy
 
 from wsrelay.edge.http import check_request_head, error_response
-from wsrelay.edge.httpproxy import ClientConnection, ProxyRequest
+from wsrelay.edge.httpbodies import ClientConnection
+from wsrelay.edge.httpproxy import ProxyRequest
 
 MAX_HEAD = 16384  # the request head limit of both paths (legs.MAX_HEAD)
 
