@@ -4,7 +4,7 @@ OriginLeg faces the origin. They only move bytes and report events to their
 Session; what to do about an event is decided there and in wsrelay.edge.closing.
 
 Plain text/binary frames of an open session go through the legs' own frame
-pump (dataReceived): forwarded byte for byte, without Autobahn's per-frame
+pump (FrameCopy.dataReceived, edge/copying.py): forwarded byte for byte, without Autobahn's per-frame
 callbacks. Everything else is copied as it arrives through Autobahn's
 streaming API: a frame's header is written as soon as it is read, and its
 payload as each piece comes in. Either way no message is ever held whole, and
