@@ -4,7 +4,7 @@ limits, and what a domain accepts from clients.
 """
 
 from wsrelay.config import kinds as k
-from wsrelay.config.keytypes import ACCOUNTING, DOMAIN, INHERITED, RELAY, Key, Topic  # noqa: F401
+from wsrelay.config.keytypes import DOMAIN, INHERITED, RELAY, Key, Topic
 from wsrelay import tls
 
 KEYS = (

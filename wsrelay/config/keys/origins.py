@@ -4,7 +4,7 @@ selector and the health of each origin.
 """
 
 from wsrelay.config import kinds as k
-from wsrelay.config.keytypes import ACCOUNTING, DOMAIN, INHERITED, RELAY, Key, Topic  # noqa: F401
+from wsrelay.config.keytypes import DOMAIN, INHERITED, Key, Topic
 from wsrelay.config.values import HEALTH_CHECKS, PROTOCOLS
 
 KEYS = (

@@ -3,7 +3,7 @@ The keys of running the relay as a process: workers, reload and shutdown.
 """
 
 from wsrelay.config import kinds as k
-from wsrelay.config.keytypes import ACCOUNTING, DOMAIN, INHERITED, RELAY, Key, Topic  # noqa: F401
+from wsrelay.config.keytypes import RELAY, Key, Topic
 
 KEYS = (
     Topic("Relay processes sharing the listeners (SO_REUSEPORT: the kernel spreads new connections over "
