@@ -369,7 +369,7 @@ def _parse_accounting(path, parser, relay):
     admin, token = _parse_admin(section)
     return AccountingSettings(
         store=name, factory=factory, options=options, flush_interval=flush_interval, node_id=node_id,
-        admin=admin, admin_token=token,
+        admin=admin, admin_token=token, metrics_public=section.get("metrics_public"),
         retention_5m=section.get("retention_5m"),
         retention_1h=section.get("retention_1h"),
         retention_1d=section.get("retention_1d"),

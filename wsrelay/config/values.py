@@ -129,6 +129,7 @@ class AccountingSettings:
     geoip_asn_db: str | None = None
     admin: str | None = None       # the admin API's server endpoint string; None: no admin API
     admin_token: bytes | None = field(default=None, repr=False)  # its bearer token
+    metrics_public: bool = False   # GET /metrics answered without the token
 
     def build(self, reactor):
         return self.factory.build(self.options, reactor)
@@ -164,6 +165,9 @@ class RelayConfig:
     accounting: object = None     # AccountingSettings; None: accounting = off
     http2: bool = False           # h2 offered by ALPN on ssl: listeners (the domains' default; no SNI)
     max_concurrent_streams: int = 100  # HTTP/2 streams open at once on one client connection
+    log_interval: float = 0.0     # seconds between records of every open session; 0: off
+    log_refusals_per_ip: int = 10  # refusal/violation lines per client address per log_summary_interval
+    log_summary_interval: float = 60.0  # seconds over which the lines past log_refusals_per_ip are counted
     http_keepalive_timeout: float = 75.0  # seconds an idle HTTP client connection is kept open
     origin_keepalive: int = 32    # idle HTTP connections kept per origin (per domain); 0: none kept
     request_rate: float = 0.0     # HTTP requests per second per process; 0: no limit

@@ -100,6 +100,13 @@ KEYS = (
         doc="Required with `admin` (and refused without it): a file holding the API's bearer token, at "
             "least 16 printable ASCII characters without spaces (surrounding white space is ignored). "
             "Relative to the config file's directory; read at startup."),
+    Key("metrics_public", ACCOUNTING, k.Flag(), False, "off",
+        "on: GET /metrics is answered without the admin token.", table="statistics", group="accounting",
+        ini="on: GET /metrics (Prometheus) is answered without the token, for a scraper on a private address; "
+            "/healthz and /readyz never need it.",
+        doc="`on`: `GET /metrics` on the admin endpoint is answered without the token, for a Prometheus scraper"
+            " on a private address; the dashboard, `/v1/` and the rest still need it. `/healthz` and `/readyz` "
+            "never need it."),
     Key("plans", DOMAIN, k.PLANS, (), "",
         "This domain's prepaid traffic plans: SIZEGB:FROM:TO words.", table="billing", group="billing",
         ini="Prepaid traffic plans of this domain, consumed before anything is billable: SIZEGB:FROM:TO "

@@ -34,4 +34,22 @@ KEYS = (
         doc="SIGTERM: seconds after which the sessions still open are closed at once (1001, dropped 2 s "
             "later if their peers do not answer); a second SIGTERM does the same at once. Must be "
             "greater than 0; a `drain_window` longer than it is warned about."),
+    Topic("Logs (docs/logging.md). Session lines of refused handshakes and of protocol violations: at most "
+          "log_refusals_per_ip per client address per log_summary_interval seconds; the rest are counted and "
+          "summarised in one line per address (0 = summarise them all)."),
+    Key("log_refusals_per_ip", RELAY, k.Count(minimum=0), 10, "10",
+        "Refusal and violation lines logged per client address per log_summary_interval; 0: all summarised.",
+        doc="Session lines of refused handshakes and of sessions the relay closed for a protocol violation "
+            "(1002, 1007, 1008, 1009) logged per client address per `log_summary_interval`; the rest are "
+            "counted and summarised in one line per address at the end of the interval "
+            "([logging.md](logging.md#quiet-logs)). `0`: summarise them all."),
+    Key("log_summary_interval", RELAY, k.Seconds(zero="must be greater than 0"), 60.0, "60",
+        "Seconds over which log_refusals_per_ip counts.",
+        doc="Seconds over which `log_refusals_per_ip` counts; more than 0.", ini=""),
+    Key("log_interval", RELAY, k.Seconds(off=True), 0.0, "off",
+        "Seconds between records of every open session; off: none.",
+        ini="Seconds between records of every session still open, with its running counters (so long "
+            "sessions show before they end); off = none.",
+        doc="Seconds between records (`event: session_open`) of every session still open, with its running "
+            "counters, so that long sessions show in the log before they end. `off` or `0`: none."),
 )
