@@ -168,6 +168,23 @@ class Percent(Kind):
         return int(text)
 
 
+class Size(Kind):
+    """Bytes: a whole number, or with K, M or G after it (KiB, MiB, GiB)."""
+
+    words = "bytes (K, M, G)"
+
+    def parse(self, section, key, default):
+        value = section.raw(key)
+        if value is None or value == "":
+            return default
+        text = value.upper().removesuffix("IB").removesuffix("B")
+        scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:], 1)
+        digits = text[:-1] if scale > 1 else text
+        if not digits.strip().isdigit():
+            section.fail(key, f"{value!r} is not a size in bytes (a whole number, or with K, M or G after it)")
+        return int(digits) * scale
+
+
 class Days(Kind):
     """Days, at least 1, as seconds."""
 

@@ -56,6 +56,8 @@ class Section:
 
     def raw(self, key):
         value = self.section.get(key)
+        if value is not None and "\0" in value:  # no value has one; as a path it would raise ValueError in open()
+            self.fail(key, "contains a NUL character")
         return None if value is None else value.strip()
 
     def get(self, name, default=schema.Key):

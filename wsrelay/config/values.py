@@ -84,6 +84,7 @@ class DomainConfig:
     connection_timeout: float = 60.0
     max_message_size: int = 1048576
     max_connections: int = 0      # live sessions of this domain in this process; 0: no limit of its own
+    max_session_duration: float = 0.0  # seconds a session may last (1001 after it); 0: no limit
     compression: bool = False
     origin_compression: bool = False
     selector: str = "round-robin"
@@ -168,6 +169,7 @@ class RelayConfig:
     log_interval: float = 0.0     # seconds between records of every open session; 0: off
     log_refusals_per_ip: int = 10  # refusal/violation lines per client address per log_summary_interval
     log_summary_interval: float = 60.0  # seconds over which the lines past log_refusals_per_ip are counted
+    max_memory: int = 0           # bytes of resident memory per process before handshakes get 503 (overload.py); 0: off
     http_keepalive_timeout: float = 75.0  # seconds an idle HTTP client connection is kept open
     origin_keepalive: int = 32    # idle HTTP connections kept per origin (per domain); 0: none kept
     request_rate: float = 0.0     # HTTP requests per second per process; 0: no limit

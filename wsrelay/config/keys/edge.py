@@ -108,6 +108,18 @@ KEYS = (
             "1009 (and the other with 1001 / origin_gone_close_code).",
         doc="Largest message in bytes, either direction, after inflation when compressed. A larger one "
             "closes that leg with 1009."),
+    Key("max_session_duration", INHERITED, k.Seconds(), 0.0, "0",
+        "Seconds a session may last at most; 0: no limit.",
+        ini="Seconds a session may last at most; then both legs are closed with 1001 \"session reached its "
+            "maximum duration\" (as API gateways close at 2 hours: 7200). Each session ends at a random point "
+            "in the last drain_window seconds (at most half) of it, so sessions opened together do not end "
+            "together. 0 = no limit. A domain may set its own.",
+        doc='Seconds a session may last at most, however busy: then both legs are closed with 1001 "session '
+            'reached its maximum duration" and the client reconnects (API gateways close WebSockets at 2 hours:'
+            ' `7200`; a way to move long-lived clients onto new origins and new config). Each session ends at a'
+            ' random point in the last `drain_window` seconds of its duration (at most the last half), so '
+            'sessions opened together (after a deploy, a network blip) end spread out rather than in one burst,'
+            ' and none outlives the limit. `0` = no limit.'),
     Key("origin_gone_close_code", RELAY, k.CloseCode(), 1011, "1011",
         "Close code the client gets when the origin side fails without a close frame.",
         ini="Close code sent to the client when the origin side fails without a close frame (connection "
@@ -162,6 +174,26 @@ KEYS = (
         doc="Pings per second a peer may send on its leg (a burst of one second's worth); a client or "
             "origin pinging faster is closed with 1008 \"too many pings\" (the other leg as after any "
             "protocol error). `0`: no limit."),
+    Key("max_memory", RELAY, k.Size(), 0, "0",
+        "Memory ceiling of each relay process (bytes, or with K, M or G); 0: off.",
+        ini='Memory ceiling of each relay process (resident size, sampled every second): a whole number of '
+            'bytes, or with K, M or G after it (KiB, MiB, GiB). Over it, new handshakes get 503 with '
+            'Retry-After and the sessions holding the most unsent data (readers that stopped reading) are '
+            'closed with 1013, those legs dropped, until what they held covers the excess over 95 % of it; '
+            'handshakes are taken again once under 95 % of it. Set it under the memory the process may really '
+            "have (MemoryMax= of the systemd unit, the container's limit) so the OOM killer never ends every "
+            'session at once. 0 = off.',
+        doc='Memory ceiling of each relay process (its resident size, sampled once a second): a whole number of'
+            ' bytes, or with `K`, `M` or `G` after it (KiB, MiB, GiB). Over it, new handshakes get 503 with '
+            '`Retry-After: 5` ("the relay is short of memory") and the sessions holding the most unsent data '
+            '(peers that stopped reading) are closed with 1013 "the relay is short of memory", largest first, '
+            'until what they hold covers the excess over 95 % of it (and again at each sample while refusing): '
+            'a leg holding unsent data is dropped (that frees it at once; a peer that is not reading could not '
+            'read a Close frame either), the other leg gets the 1013 Close. Handshakes are taken again once the'
+            ' resident size is under 95 % of it. One line is logged when refusing starts, when it ends, and at '
+            'each round of closes. Set it below what the process may really use (`MemoryMax=` in the systemd '
+            "unit, a container's limit) so that the OOM killer never ends every session at once (Envoy's "
+            'overload manager does the same). `0`: off (nothing is sampled). Per process, so per worker.'),
     Key("websocket", DOMAIN, k.Flag(), True, "on",
         "off: upgrade requests for this domain get 403.",
         doc="`off`: upgrade requests for this domain get 403."),
