@@ -20,7 +20,8 @@ from wsrelay.origins.health import (
 from wsrelay.edge.http import accept_for
 from wsrelay.origins.routing import NoOrigin, Routes
 from wsrelay.selectors import Handshake
-from wsrelay.process.service import Relay, RelayFactory, build_service
+from wsrelay.process.service import RelayFactory, build_service
+from wsrelay.process.relay import Relay
 
 A, B, C = (Origin(f"10.0.0.{i}", 8000) for i in range(1, 4))
 

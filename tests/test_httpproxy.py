@@ -13,7 +13,8 @@ from twisted.python.failure import Failure
 from wsrelay.config import parse_config
 from wsrelay.edge.httpserver import Front, wants_http
 from wsrelay.edge.legs import ClientLeg
-from wsrelay.process.service import Relay, RelayFactory
+from wsrelay.process.service import RelayFactory
+from wsrelay.process.relay import Relay
 
 CONFIG = """
 [relay]

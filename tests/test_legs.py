@@ -10,7 +10,8 @@ from twisted.python.failure import Failure
 
 from wsrelay.config import parse_config
 from wsrelay.edge.http import accept_for
-from wsrelay.process.service import Relay, RelayFactory
+from wsrelay.process.service import RelayFactory
+from wsrelay.process.relay import Relay
 
 CONFIG = """
 [relay]

@@ -21,7 +21,8 @@ from wsrelay.origins.health import HealthBoard
 from wsrelay.edge.http import accept_for
 from wsrelay.origins.routing import NoOrigin, Routes
 from wsrelay.selectors import Handshake
-from wsrelay.process.service import Relay, RelayFactory
+from wsrelay.process.service import RelayFactory
+from wsrelay.process.relay import Relay
 
 A, B, C, D = (Origin(f"10.0.0.{i}", 8000) for i in range(1, 5))
 HS = Handshake("chat.test", "/", {}, {}, "192.0.2.7")

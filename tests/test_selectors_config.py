@@ -24,7 +24,8 @@ from wsrelay.config import (
 from wsrelay.edge.http import accept_for
 from wsrelay.selectors import installed
 from wsrelay.selectors.builtin import HashKey, PrimaryBackupOptions
-from wsrelay.process.service import Relay, RelayFactory
+from wsrelay.process.service import RelayFactory
+from wsrelay.process.relay import Relay
 from wsrelay.process.tap import Options
 
 

@@ -18,7 +18,8 @@ from twisted.logger import globalLogPublisher
 from tests.test_tls_pki import pki  # noqa: F401  (a fixture)
 from wsrelay import tls
 from wsrelay.config import ConfigError, Origin, parse_config
-from wsrelay.process.service import LISTEN_BACKLOG, build_service
+from wsrelay.process.service import build_service
+from wsrelay.process.relay import LISTEN_BACKLOG
 from wsrelay.process.tap import Options
 
 
