@@ -21,7 +21,7 @@ from twisted.logger import Logger
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
 
-from wsrelay import metrics
+from wsrelay.observability import metrics
 from wsrelay.admin import auth, dashboard, sessions
 from wsrelay.admin.api import AdminAPI, parameters
 from wsrelay.admin.errors import ApiError
