@@ -12,9 +12,6 @@ while a frame is being written onto a leg, control frames for that leg (pongs,
 pings, close) wait until it ends. See docs/wire.md.
 """
 
-from pprint import pformat
-
-import autobahn.websocket.protocol as _autobahn_protocol
 from autobahn.twisted.websocket import WebSocketClientProtocol, WebSocketServerProtocol
 from autobahn.websocket.protocol import TrafficStats, WebSocketProtocol
 from autobahn.websocket.types import ConnectionDeny
@@ -26,6 +23,7 @@ from twisted.python.failure import Failure
 from wsrelay.edge.closing import PEER_CLOSED, PEER_ERROR, encode_reason
 from wsrelay.edge.deflate import accept_client_offer, refuse_offers
 from wsrelay.edge.http import check_request_head, error_response, request_target, status_of
+from wsrelay.edge.lazyformat import quiet_autobahn_pformat
 from wsrelay.edge.limits import PingLimit, Refusal
 from wsrelay.edge.session import LegCounters, Session
 from wsrelay.tls import misdirected_request
@@ -39,30 +37,7 @@ CLOSE_TIMEOUT = 5.0       # a closing handshake must end the TCP connection with
 RETRY_AFTER = "5"         # Retry-After of a 503 given because the relay is stopping or reloading
 
 
-class _Pformat:
-    """pprint.pformat of a value, done only when the text is read (str/format/repr)."""
-
-    __slots__ = ("value",)
-
-    def __init__(self, value):
-        self.value = value
-
-    def __str__(self):
-        return pformat(self.value)
-
-    __repr__ = __str__
-
-    def __format__(self, spec):
-        return format(pformat(self.value), spec)
-
-
-# Autobahn's connectionMade pretty-prints every option of every new connection
-# (and startHandshake the transport's details) for a debug line: pformat runs
-# before the logger can drop the event, a fifth of the relay's CPU per connect.
-# The same lines, formatted only if a debug observer reads them. Timings.__str__
-# must return a str, so it keeps the real pformat.
-_autobahn_protocol.pformat = _Pformat
-_autobahn_protocol.Timings.__str__ = lambda self: pformat(self._timings)
+quiet_autobahn_pformat()
 
 
 UPGRADE_TEXT = "This is a WebSocket relay: connect with a WebSocket client (Upgrade: websocket)."
