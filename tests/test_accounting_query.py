@@ -127,7 +127,8 @@ def test_kind_chooses_websocket_http_or_both_and_http_rows_count_requests():
 
 def test_protocol_points_sum_their_rows_per_protocol_and_name_both():
     from wsrelay.accounting.query import make_query
-    rows = [{"bucket": T0, "protocol": "h1", "opened": 2, "client_bytes_in": 10, "client_bytes_out": 20, "kind": "websocket"},
+    rows = [{"bucket": T0, "protocol": "h1", "opened": 2, "client_bytes_in": 10, "client_bytes_out": 20,
+             "kind": "websocket"},
             {"bucket": T0 + 300, "protocol": "h2", "opened": 1, "client_bytes_in": 5, "client_bytes_out": 7,
              "kind": "websocket"},
             {"bucket": T0 + 600, "protocol": "h2", "opened": 3, "client_bytes_in": 1, "client_bytes_out": 1,

@@ -5,17 +5,21 @@ an ssl: listener and http2 = on relays WebSocket sessions over HTTP/1.1
 The stored protocol points tell them apart at 5 minutes and 1 day, the h1
 ones equal what the wire carried byte for byte (RFC 6455 frame sizes and the
 handshakes both peers saw), the h2 ones equal the relay's session records,
-and together they add up exactly to the domain's traffic points.
+and together they add up exactly to the domain's traffic points. The same
+for plain HTTP requests (http = on) over HTTP/1.1 and over HTTP/2 streams,
+against their access log lines.
 """
 
 import asyncio
 import re
 import sqlite3
 import ssl
+import time
 
 from websockets.asyncio.client import connect
 
 from tests.h2client import H2Client
+from tests.httporigin import HTTPOrigin
 from tests.support import WAIT, RelayProcess, run
 from tests.test_tls_pki import pki  # noqa: F401  (a fixture)
 from tests.traffic import CLOSE, EchoOrigin, Expected, frame, wait_for_totals
@@ -122,5 +126,78 @@ def test_sessions_over_h1_and_h2_are_counted_apart_and_add_up_to_the_traffic(tmp
                     [traffic] = read(path, TRAFFIC_SQL, f"traffic_{width}")
                     assert traffic == tuple(a + b for a, b in zip(h1, h2)), width
                     assert by_protocol(path, f"protocols_{width}") == want, width
+
+    run(scenario(), timeout=WAIT * 4)
+
+
+def test_plain_requests_over_h1_and_h2_are_counted_apart_and_add_up_to_the_traffic(tmp_path, pki):  # noqa: F811
+    cert = pki.issue("h2-stats-http", ["a.test"])
+    context = ssl.create_default_context(cafile=str(pki.root.path))
+    http_protocols = PROTOCOL_SQL.replace("'websocket'", "'http'")
+    http_traffic = TRAFFIC_SQL.replace("'websocket'", "'http'")
+
+    async def scenario():
+        async with HTTPOrigin() as origin:
+            relay = RelayProcess(tmp_path, f"""
+                [relay]
+                listen = ssl:{{port}}:interface=127.0.0.1
+                heartbeat_interval = 0
+                [accounting]
+                database = stats.sqlite
+                flush_interval = 0.3
+                [domain:a.test]
+                origins = 127.0.0.1:{origin.port}
+                origin_protocol = http
+                http = on
+                http2 = on
+                certificate = {cert.certificate}
+                private_key = {cert.key}
+                """)
+            path = relay.dir / "stats.sqlite"
+            with relay:
+                reader, writer = await asyncio.open_connection("127.0.0.1", relay.port, ssl=context,
+                                                               server_hostname="a.test")
+                writer.write(b"GET /size/1000 HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n")
+                answer = await asyncio.wait_for(reader.read(), WAIT)
+                assert answer.startswith(b"HTTP/1.1 200 "), answer[:100]
+                writer.close()
+
+                client = await H2Client.connect(relay.port, "a.test", context)
+                assert client.alpn == "h2"
+                answers = [await client.request("a.test", f"/size/{n}") for n in (10, 5000, 70_000)]
+                assert [a.status for a in answers] == [200] * 3
+                await client.close()
+
+                def access_lines():
+                    return [line for line in relay.log().splitlines() if "[wsrelay.http#info]" in line]
+
+                deadline = time.monotonic() + WAIT
+                while len(access_lines()) < 4 and time.monotonic() < deadline:
+                    await asyncio.sleep(0.05)  # the access line follows the response's end; bounded by WAIT
+                records = {"h1": [0, 0, 0], "h2": [0, 0, 0]}
+                for line in access_lines():
+                    found = re.search(r" in=(\d+)B out=(\d+)B .* proto=(h1|h2)$", line)
+                    assert found, line
+                    record = records[found[3]]
+                    record[0] += 1
+                    record[1] += int(found[1])
+                    record[2] += int(found[2])
+                assert records["h1"][0] == 1 and records["h2"][0] == 3, records
+                h2 = tuple(records["h2"])
+
+                def stored():
+                    rows = read(path, http_protocols, "protocols_5m")
+                    return None if rows is None else {p: tuple(v) for p, *v in rows}
+
+                deadline = time.monotonic() + WAIT
+                while (stored() or {}).get("h2") != h2 and time.monotonic() < deadline:
+                    await asyncio.sleep(0.1)  # polling the file the relay flushes to; bounded by WAIT
+                found = stored()
+                assert found["h2"] == h2 and found["h1"][0] == 1, (found, records)
+                for width in ("5m", "1h", "1d"):
+                    [traffic] = read(path, http_traffic, f"traffic_{width}")
+                    by = {p: tuple(v) for p, *v in read(path, http_protocols, f"protocols_{width}")}
+                    assert by == found, width
+                    assert traffic == tuple(a + b for a, b in zip(found["h1"], found["h2"])), width
 
     run(scenario(), timeout=WAIT * 4)
