@@ -3,10 +3,13 @@ The two Autobahn protocols of a session: ClientLeg faces the browser,
 OriginLeg faces the origin. They only move bytes and report events to their
 Session; what to do about an event is decided there and in wsrelay.closing.
 
-Frames are copied as they arrive (Autobahn's streaming API): a frame's header
-is written as soon as it is read, and its payload as each piece comes in, so
-no message is ever held whole. While a frame is being written onto a leg,
-control frames for that leg (pongs, pings, close) wait until it ends.
+Plain text/binary frames of an open session go through the legs' own frame
+pump (dataReceived): forwarded byte for byte, without Autobahn's per-frame
+callbacks. Everything else is copied as it arrives through Autobahn's
+streaming API: a frame's header is written as soon as it is read, and its
+payload as each piece comes in. Either way no message is ever held whole, and
+while a frame is being written onto a leg, control frames for that leg (pongs,
+pings, close) wait until it ends. See docs/wire.md.
 """
 
 from autobahn.twisted.websocket import WebSocketClientProtocol, WebSocketServerProtocol
