@@ -15,7 +15,7 @@ setup(
     # out of the wheel). twisted.plugins has no __init__.py on purpose: it is Twisted's
     # plugin directory, shared with every other installed plugin, so it is named as it is.
     packages=find_packages(include=["wsrelay", "wsrelay.*"]) + ["twisted.plugins"],
-    package_data={"wsrelay": ["*.html", "**/*.html"]},
+    package_data={"wsrelay": ["*.html", "**/*.html"], "wsrelay.admin": ["static/*"]},
     install_requires=[
         "Twisted>=24.7",
         # 26.7.1 checks the message-size limit after inflation (GHSA-hxp9-w8x3-p566);
@@ -25,6 +25,8 @@ setup(
         "service-identity>=24",
         "zope.interface>=6",
         "maxminddb>=2.5",  # region and ISP of client addresses (geoip_city_db, geoip_asn_db)
+        "prometheus_client>=0.20",  # /metrics on the admin endpoint
+        "plotly>=5.20",  # its wheel ships plotly.min.js: the dashboard's charts, served offline
         "h2>=4.1,<5",  # HTTP/2 at the edge (http2 = on): the state machine, extended CONNECT (RFC 8441)
         "hyperframe>=6.1,<7",  # h2's frames: the graceful GOAWAY written at a drain
     ],
@@ -33,7 +35,8 @@ setup(
         "postgresql": ["psycopg[binary]>=3.1,<4"],
         "test": ["pytest>=8", "websockets>=13", "mmdb-writer>=0.2", "jsonschema>=4", "PyYAML>=6",
                  "aiohttp>=3.9", "python-socketio>=5.11",
-                 "psycopg[binary]>=3.1,<4", "build>=1", "wheel"],
+                 "psycopg[binary]>=3.1,<4", "build>=1", "wheel",
+                 "playwright>=1.40"],  # drives Debian's chromium (scripts/install-browser), never its own
     },
     entry_points={"console_scripts": ["wsrelay-stats = wsrelay.accounting.cli:run"]},
 )

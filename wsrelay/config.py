@@ -136,6 +136,7 @@ class AccountingSettings:
     geoip_asn_db: str | None = None
     admin: str | None = None       # the admin API's server endpoint string; None: no admin API
     admin_token: bytes | None = field(default=None, repr=False)  # its bearer token
+    metrics_public: bool = False   # GET /metrics answered without the token
 
     def build(self, reactor):
         return self.factory.build(self.options, reactor)
@@ -169,6 +170,9 @@ class RelayConfig:
     max_ping_rate: float = 10.0   # pings per second a peer may send on a leg; 0: no limit
     workers: int = 1              # relay processes sharing the listeners (auto: the CPUs this process may use)
     accounting: object = None     # AccountingSettings; None: accounting = off
+    log_interval: float = 0.0     # seconds between records of every open session; 0: off
+    log_refusals_per_ip: int = 10  # refusal/violation lines per client address per log_summary_interval
+    log_summary_interval: float = 60.0  # seconds over which the lines past log_refusals_per_ip are counted
     http2: bool = False           # h2 offered by ALPN on ssl: listeners (the domains' default; no SNI)
     max_concurrent_streams: int = 100  # HTTP/2 streams open at once on one client connection
     http_keepalive_timeout: float = 75.0  # seconds an idle HTTP client connection is kept open
@@ -255,11 +259,12 @@ RELAY_KEYS = {
     "drain_window", "drain_timeout", "max_connections", "max_connections_per_ip",
     "handshake_rate_per_ip", "handshake_rate", "max_ping_rate", "workers",
     "accounting", "geoip_city_db", "geoip_asn_db", "http2", "max_concurrent_streams",
+    "log_interval", "log_refusals_per_ip", "log_summary_interval",
     "http_keepalive_timeout", "origin_keepalive", "request_rate", "request_rate_per_ip",
     "origin_read_timeout", "client_body_timeout", "max_body_size",
 } | HEALTH_KEYS | TLS_KEYS | {"billing", "billing_cycle", "price_tiers"}
 ACCOUNTING_KEYS = {"flush_interval", "node_id", "retention_5m", "retention_1h", "retention_1d",
-                   "admin", "admin_token_file"}
+                   "admin", "admin_token_file", "metrics_public"}
 MIN_TOKEN = 16  # characters of an admin token
 DOMAIN_OVERRIDES = ("heartbeat_interval", "heartbeat_timeout", "connection_timeout", "max_message_size",
                     "origin_read_timeout", "client_body_timeout", "max_body_size")
@@ -877,6 +882,10 @@ def parse_config(text, path="<string>", now=None):
         certificate=default_certificate,
         tls_min_version=tls_min_version,
         accounting=_parse_accounting(path, parser, relay),
+        log_interval=0.0 if (relay.raw("log_interval") or "").lower() == "off" else
+        relay.seconds("log_interval", RelayConfig.log_interval),
+        log_refusals_per_ip=relay.positive_int("log_refusals_per_ip", RelayConfig.log_refusals_per_ip, minimum=0),
+        log_summary_interval=_summary_interval(relay),
         http_keepalive_timeout=_positive_seconds(relay, "http_keepalive_timeout", RelayConfig.http_keepalive_timeout),
         origin_keepalive=relay.positive_int("origin_keepalive", RelayConfig.origin_keepalive, minimum=0),
         request_rate=relay.rate("request_rate", RelayConfig.request_rate),
@@ -959,11 +968,18 @@ def _parse_accounting(path, parser, relay):
     admin, token = _parse_admin(section)
     return AccountingSettings(
         store=name, factory=factory, options=options, flush_interval=flush_interval, node_id=node_id,
-        admin=admin, admin_token=token,
+        admin=admin, admin_token=token, metrics_public=section.boolean("metrics_public", False),
         retention_5m=_days(section, "retention_5m", 93 * 86400.0),
         retention_1h=_days(section, "retention_1h", 186 * 86400.0),
         retention_1d=_days(section, "retention_1d", 366 * 86400.0),
         **geo)
+
+
+def _summary_interval(relay):
+    interval = relay.seconds("log_summary_interval", RelayConfig.log_summary_interval)
+    if interval == 0:
+        relay.fail("log_summary_interval", "must be greater than 0")
+    return interval
 
 
 def _parse_admin(section):

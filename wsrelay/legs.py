@@ -91,6 +91,26 @@ class Refused(ConnectionDeny):
         self.headers = list(headers)
 
 
+class Quiet:
+    """
+    Autobahn's logger for a connection whose handshake failed: its per-connection
+    info and warning lines ("failing WebSocket opening handshake", "dropping
+    connection") go, since the relay's own line tells the event; errors stay.
+    """
+
+    def __init__(self, log):
+        self._log = log
+
+    def __getattr__(self, name):
+        if name in ("trace", "debug", "info", "warn"):
+            return _nothing
+        return getattr(self._log, name)
+
+
+def _nothing(*args, **kwargs):
+    pass
+
+
 class _Leg:
     """What both legs share: byte counting, frame copying, close bookkeeping."""
 
@@ -502,6 +522,7 @@ class ClientLeg(_Leg, WebSocketServerProtocol):
 
     def _head_timed_out(self):
         self.session.status = 408
+        self.session.reason = "no complete request in time"
         self.abort()
 
     def processHandshake(self):
@@ -543,6 +564,7 @@ class ClientLeg(_Leg, WebSocketServerProtocol):
             raise Refused(503, "the relay is shutting down", [("Retry-After", RETRY_AFTER)])
         # The request is read: the session keeps the config of this moment for its whole life.
         self.config = session.config = relay.config
+        session.path = request_target(self.http_request_uri)  # in the session line of a refusal too
         headers = request.headers
         session.host = headers.get("host")
         domain = self.config.domain_for(session.host)
@@ -556,10 +578,8 @@ class ClientLeg(_Leg, WebSocketServerProtocol):
             raise Refused(403, "WebSocket is turned off for this domain")
         if not domain.origin_allowed(headers.get("origin")):
             raise Refused(403, "this Origin may not open WebSocket connections here")
-        target = request_target(self.http_request_uri)
-        if target is None:
+        if session.path is None:
             raise Refused(400, "bad request target")
-        session.path = target
         self.maxMessagePayloadSize = domain.max_message_size
         self.perMessageCompressionAccept = accept_client_offer if domain.compression else refuse_offers
         session.client_ip = relay.client_address(session.peer, headers.get("x-forwarded-for"))
@@ -593,8 +613,16 @@ class ClientLeg(_Leg, WebSocketServerProtocol):
             return
         super().succeedHandshake(res)
 
+    def failHandshake(self, reason, code=400, responseHeaders=None):
+        session = self.session
+        if session.path is None:  # refused before routing: the target as read, when it was
+            session.path = request_target(getattr(self, "http_request_uri", None) or "")
+        self.log = Quiet(self.log)  # the session line tells the refusal; Autobahn's lines would repeat it
+        super().failHandshake(reason, code, responseHeaders)
+
     def sendHttpErrorResponse(self, code, reason, responseHeaders=None):
         self.session.status = code
+        self.session.reason = reason
         headers = list(responseHeaders or ()) + list(self._refusal_headers)
         body = "".join(c if 0x20 <= ord(c) < 0x7F else "?" for c in reason)[:200]
         if code == 426:
@@ -639,6 +667,7 @@ class OriginLeg(_Leg, WebSocketClientProtocol):
         super().processHandshake()
 
     def failHandshake(self, reason):
+        self.log = Quiet(self.log)  # the origin failure and the session line tell it
         status = status_of(getattr(self, "http_status_line", None) or "")
         if status is None or status < 200:
             status = 502

@@ -131,6 +131,7 @@ class OriginDial:
         self._grace = False
         self._deadline_at = self.relay.reactor.seconds() + timeout
         self._timer = self.relay.reactor.callLater(timeout, self._deadline)
+        self._dialled_at = self.relay.reactor.seconds()
         endpoint = self.relay.origin_endpoint(origin, self.scheme, timeout, self.domain, self.server_name)
         self._connecting = endpoint.connect(_LegFactory(leg))
         self._connecting.addCallbacks(self._connected, self._connect_failed, errbackArgs=(index,))
@@ -156,6 +157,7 @@ class OriginDial:
 
     def _connected(self, leg):
         self._connecting = None
+        self.session.connect_time = self.relay.reactor.seconds() - self._dialled_at  # for the metrics
         leg.answered.addCallbacks(self._answered, self._handshake_failed)
 
     def _connect_failed(self, failure, index):

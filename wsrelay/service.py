@@ -23,7 +23,9 @@ from wsrelay.drain import Stagger, plan_reload
 from wsrelay.emfile import quiet_emfile
 from wsrelay.h2edge import ALPNFactory
 from wsrelay.http import client_address
-from wsrelay.limits import Limits
+from wsrelay.limits import Limits, Refusal
+from wsrelay.logsummary import LogGate, OpenSessionLog
+from wsrelay.metrics import Metrics
 from wsrelay.legs import ClientLeg
 from wsrelay.proxywrap import ProxyProtocolFactory
 from wsrelay.reuseport import ReusePortEndpoint
@@ -93,6 +95,9 @@ class Relay:
         self.http_connections = {}  # httpproxy.ClientConnection -> its ProxyChannel, while open
         self.requests = set()  # plain HTTP requests in flight (httpproxy.ProxyRequest)
         self.accounting = None  # wsrelay.accounting.service.Accounting, when statistics are kept
+        self.log_gate = LogGate(reactor, config.log_refusals_per_ip, config.log_summary_interval)
+        self.open_log = OpenSessionLog(self)  # log_interval records
+        self.metrics = Metrics(self)  # /metrics on the admin endpoint
 
     # -- called by the protocols ----------------------------------------------
 
@@ -101,11 +106,13 @@ class Relay:
 
     def session_opened(self, session):
         """Both handshakes are done (101): the session is metered from now."""
+        self.metrics.opened(session)
         if self.accounting is not None:
             self.accounting.session_opened(session)
 
     def session_ended(self, session):
         self.sessions.discard(session)
+        self.metrics.ended(session)
         self.trimmer.session_ended()
         if self.accounting is not None:
             self.accounting.session_ended(session)
@@ -120,7 +127,10 @@ class Relay:
 
     def admit(self, session, domain):
         """The limits' Ticket for a handshake about to dial an origin, or a limits.Refusal."""
-        return self.limits.admit(session.client_ip, domain, self.reactor.seconds())
+        admitted = self.limits.admit(session.client_ip, domain, self.reactor.seconds())
+        if isinstance(admitted, Refusal):
+            self.metrics.refused(admitted)
+        return admitted
 
     def scheme_of(self, transport):
         secure = ISSLTransport.providedBy(transport) or getattr(transport, "is_http2_stream", False)
@@ -232,6 +242,8 @@ class Relay:
         self._origin_tls = {}
         self._close_pools()  # origins, TLS and keep-alive settings may have changed
         self.limits.configure(config, self.files_limit())
+        self.log_gate.configure(config.log_refusals_per_ip, config.log_summary_interval)
+        self.open_log.schedule()
         if plan.close:
             self._stagger(plan.close, config.drain_window, lambda session: session.restart())
         log.info("configuration {path} reloaded: {kept} sessions kept, {closing} closed with 1012 "
@@ -388,7 +400,9 @@ class RelayService(service.MultiService):
         self.factory = RelayFactory(relay)
         self.listeners = {}  # `listen` entry -> its listening port
         self.health = None
-        self.admin = None  # the admin API's listening service, when one is configured
+        # The admin endpoint's listening service, when one is configured: started with the relay,
+        # stopped only after the drain, so that /readyz answers 503 (and /metrics answers) meanwhile.
+        self.admin = None
         self._start_health()
         config = relay.config
         self.tls = None
@@ -474,6 +488,9 @@ class RelayService(service.MultiService):
         for line in self.relay.config.warnings:
             log.warn("{warning}", warning=line)
         super().startService()
+        if self.admin is not None:
+            self.admin.startService()
+        self.relay.open_log.start()
         failed = []
 
         def opened(ports):
@@ -549,6 +566,7 @@ class RelayService(service.MultiService):
         """Drain the sessions (new handshakes meanwhile get 503), then close the listeners."""
         self.notify("STOPPING=1")
         self.relay.routes.stop()
+        self.relay.open_log.stop()
         stopped = super().stopService()
 
         def close_listeners(_):
@@ -561,7 +579,13 @@ class RelayService(service.MultiService):
             if self.accounting is not None and self.accounting.running:
                 return self.accounting.stopService()
 
+        def close_admin(_):
+            if self.admin is not None and self.admin.running:
+                return self.admin.stopService()
+
         drained = self.relay.drain().addCallback(close_listeners).addCallback(last_flush)
+        drained.addCallback(close_admin)
+        drained.addBoth(lambda result: self.relay.log_gate.stop() or result)
         return defer.gatherResults([stopped, drained])
 
     @property
@@ -582,7 +606,7 @@ def with_backlog(description):
 
 
 def build_service(config, reactor, random=None, load=load_config, files_limit=None, notify=None,
-                  reuse_port=False, store=None, locator=None, admin=True):
+                  reuse_port=False, store=None, locator=None, admin=True, peers=None):
     """
     The whole relay as a service, for twistd or a test (notify: a fake
     sd_notify; None: nothing sent). reuse_port: one worker of several. With
@@ -590,6 +614,8 @@ def build_service(config, reactor, random=None, load=load_config, files_limit=No
     and flushed into it; `locator` gives (region, isp) of an address (default:
     config's geoip databases). With `admin` (False in every worker but the
     first) and an `admin` endpoint configured, the admin API listens there.
+    `peers` (directory, index, count) in a worker of several: worker 0's admin
+    endpoint asks the others, which answer on a Unix socket in `directory`.
     """
     relay = Relay(config, reactor, random=random, files_limit=files_limit)
     accounting = None
@@ -608,11 +634,24 @@ def build_service(config, reactor, random=None, load=load_config, files_limit=No
     if accounting is not None and admin and config.accounting.admin:
         from twisted.application import strports
 
-        from wsrelay.admin.api import admin_site
+        from wsrelay.admin.peers import Peers
+        from wsrelay.admin.site import admin_site
 
-        site = admin_site(store, config.accounting.admin_token, lambda: relay.config, reactor)
+        others = Peers(reactor, peers[0], peers[2]) if peers is not None and peers[2] > 1 else None
+        site = admin_site(store, config.accounting.admin_token, lambda: relay.config, reactor,
+                          service=top, peers=others)
         listener = strports.service(config.accounting.admin, site, reactor=reactor)
         listener._raiseSynchronously = True  # a port in use stops startup, loudly
-        listener.setServiceParent(top)
-        top.admin = listener
+        top.admin = listener  # not a child: RelayService starts it, and stops it after the drain
+    elif accounting is not None and config.accounting.admin and peers is not None:
+        import os
+
+        from twisted.application import strports
+
+        from wsrelay.admin.peers import peer_site, socket_path
+
+        path = socket_path(peers[0], peers[1])
+        if os.path.exists(path):
+            os.unlink(path)  # left by this worker's previous life
+        strports.service(f"unix:{path}:mode=600", peer_site(relay), reactor=reactor).setServiceParent(top)
     return top

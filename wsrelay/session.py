@@ -53,6 +53,7 @@ class Session:
         self.first_closer = None
         self.pending = None
         self.stopping = None      # why the relay ends this session itself (shutdown, reload): its 503 text
+        self.reason = None        # why the handshake was refused (the error response's text)
         self.admitted = None      # the limits' ticket while this session counts against them
         self.ended = False
         self.accounting_dims = None  # (domain, region, isp) the meter counts this session under
@@ -104,6 +105,16 @@ class Session:
     def restart(self):
         """A reloaded config changed or removed this session's route: 1012 on both legs."""
         self._end_by_relay(RELOAD, "the relay configuration changed")
+
+    def close_by_operator(self, client_code, origin_code, reason):
+        """The admin API closes this session: each leg gets its code, the same reason."""
+        if self.ended or self.status != 101:
+            return
+        if self.first_closer is None:
+            self.first_closer = "relay"
+        self._stop_clocks()
+        self.client.close_with(client_code, reason, hold=True)
+        self.origin.close_with(origin_code, reason, hold=True)
 
     def _end_by_relay(self, event, why):
         if self.ended:
@@ -174,12 +185,20 @@ class Session:
             route.closed(origin)
         if self.client.counters.bytes_in == 0:
             return  # a bare TCP probe (load balancer health check): nothing to report
+        record = self.record()
+        gate = getattr(self.relay, "log_gate", None)
+        if gate is not None and not gate.admit(record):
+            return  # counted in the client address's summary line instead
+        worker = " worker={worker}" if self.relay.worker is not None else ""
+        if self.status != 101:
+            log.info("{line}" + worker, line=refusal_line(record), **record)
+            return
         log.info(
             "{client_ip} {domain} \"{path}\" {status} {origin} "
             "in={client_messages_in}/{client_bytes_in}B out={client_messages_out}/{client_bytes_out}B "
             "{duration:.3f}s close client={client_close_code} origin={origin_close_code} first={first_closer}"
-            " proto={protocol}" + (" worker={worker}" if self.relay.worker is not None else ""),
-            **self.record(),
+            " proto={protocol}" + worker,
+            **record,
         )
 
     # -- reporting -------------------------------------------------------------
@@ -199,6 +218,7 @@ class Session:
             "subprotocol": self.subprotocol,
             "origin": self.origin_address,
             "status": self.status,
+            "reason": self.reason,
             "duration": now - self.started,
             "first_closer": self.first_closer,
             "worker": getattr(self.relay, "worker", None),
@@ -212,3 +232,13 @@ class Session:
             fields[f"{side}_close_reason"] = reason
             fields[f"{side}_closed_by"] = by
         return fields
+
+
+def refusal_line(record):
+    """The text of a refused handshake's session line: what was asked, the status and why."""
+    def shown(value):
+        return "-" if value is None else value
+    return (f"{record['client_ip']} {shown(record['domain'])} \"{shown(record['path'])}\" "
+            f"{shown(record['status'])} refused: {shown(record['reason'])} "
+            f"in={record['client_bytes_in']}B out={record['client_bytes_out']}B {record['duration']:.3f}s"
+            f" proto={shown(record.get('protocol'))}")

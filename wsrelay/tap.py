@@ -171,8 +171,11 @@ def makeService(options):
 
         become_worker(os.getppid())
     store = config.accounting.build(reactor) if config.accounting is not None else None
+    peers = None
+    if worker is not None and os.environ.get("WSRELAY_PEERS"):  # the admin endpoint answers for every worker
+        peers = (os.environ["WSRELAY_PEERS"], worker, config.workers)
     top = build_service(config, reactor, notify=sd_notify if worker is None else None,
-                        reuse_port=worker is not None, store=store, admin=worker in (None, 0))
+                        reuse_port=worker is not None, store=store, admin=worker in (None, 0), peers=peers)
     top.relay.worker = os.getpid() if worker is not None else None
     SignalHook(top, reactor).setServiceParent(top)
     return Startup(top, config)

@@ -21,7 +21,7 @@ class Heartbeat:
     """
 
     __slots__ = ("_clock", "_interval", "_timeout", "_send", "_on_dead", "_args",
-                 "_next", "_deadline", "_sent", "_waiting")
+                 "_next", "_deadline", "_sent", "_waiting", "rtt", "on_rtt")
 
     def __init__(self, clock, interval, timeout, send_pings, on_dead, *args):
         self._clock = clock
@@ -34,6 +34,8 @@ class Heartbeat:
         self._deadline = None
         self._sent = 0
         self._waiting = [None] * len(self._send)  # time of each leg's first unanswered ping
+        self.rtt = None     # each leg's last ping round trip, seconds (a list from the first pong)
+        self.on_rtt = None  # called (index, seconds) at each answered ping (the metrics' histogram)
 
     def start(self):
         if self._interval > 0:
@@ -54,7 +56,14 @@ class Heartbeat:
             send(payload)
 
     def pong(self, index=0):
-        """Any pong proves that leg's peer is alive and reading."""
+        """Any pong proves that leg's peer is alive and reading (and times its last ping)."""
+        since = self._waiting[index]
+        if since is not None:
+            if self.rtt is None:
+                self.rtt = [None] * len(self._send)
+            rtt = self.rtt[index] = self._clock.seconds() - since
+            if self.on_rtt is not None:
+                self.on_rtt(index, rtt)
         self._waiting[index] = None
         if self._deadline is not None and all(since is None for since in self._waiting):
             self._deadline.cancel()

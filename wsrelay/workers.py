@@ -10,9 +10,11 @@ SIGHUP and SIGTERM on, and stops once every worker has exited.
 """
 
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 
 from twisted.application import service
 from twisted.internet import defer
@@ -115,10 +117,13 @@ class WorkerGroup(service.Service):
         self.restarts = {}     # index -> the pending IDelayedCall
         self.stopping = False
         self.notify = notify or (lambda state: False)  # systemd's sd_notify
+        self.peers = None      # the directory of the workers' admin sockets (wsrelay.admin.peers)
 
     def startService(self):
         self.check_ports(self.config.listen)  # before any worker binds with SO_REUSEPORT
         super().startService()
+        if self.config.accounting is not None and self.config.accounting.admin:
+            self.peers = tempfile.mkdtemp(prefix="wsrelay-workers-")  # mode 0700: the relay's user only
         for index in range(self.count):
             self.start_worker(index)
         self.notify(f"READY=1\nSTATUS={self.count} workers on " + " ".join(self.config.listen))
@@ -127,7 +132,10 @@ class WorkerGroup(service.Service):
         self.restarts.pop(index, None)
         worker = Worker(self, index, self.reactor.seconds())
         argv = self.argv(self.config.path, index)
-        self.spawn(worker, argv[0], argv, env=dict(os.environ), childFDs={0: 0, 1: 1, 2: 2})
+        env = dict(os.environ)
+        if self.peers is not None:
+            env["WSRELAY_PEERS"] = self.peers
+        self.spawn(worker, argv[0], argv, env=env, childFDs={0: 0, 1: 1, 2: 2})
         self.workers[index] = worker
         log.info("worker {index} started (pid {pid})", index=index, pid=worker.pid)
         return worker
@@ -169,6 +177,8 @@ class WorkerGroup(service.Service):
         self.signal_all(signal.SIGTERM)
         waiting = [w.ended for w in self.workers.values()]
         if not waiting:
+            if self.peers is not None:
+                shutil.rmtree(self.peers, ignore_errors=True)
             return defer.succeed(None)
         killer = self.reactor.callLater(self.config.drain_timeout + KILL_GRACE, self.signal_all, signal.SIGKILL)
         done = defer.DeferredList(waiting)
@@ -176,6 +186,8 @@ class WorkerGroup(service.Service):
         def over(result):
             if killer.active():
                 killer.cancel()
+            if self.peers is not None:
+                shutil.rmtree(self.peers, ignore_errors=True)
             return result
 
         return done.addBoth(over)

@@ -62,6 +62,8 @@ class Accounting(TimerService):
         self._pending = None    # a Batch taken but not yet known to be written
         self._flushing = None   # the Deferred of the write in flight
         self._failing = False
+        self.written_at = clock.seconds()  # the last flush that wrote (the metrics' flush lag)
+        self.flush_failures = 0
         self._expired_at = None
         self._noted = {}        # domain -> (method, cycle) last noted from a config
         self._billing = []      # [(domain, method, cycle, at)] noted, not yet recorded
@@ -157,6 +159,7 @@ class Accounting(TimerService):
 
         def written(_):
             self._pending = None
+            self.written_at = self.clock.seconds()
             self._flushing = None
             if self._failing:
                 self._failing = False
@@ -164,6 +167,7 @@ class Accounting(TimerService):
 
         def failed(failure):
             self._flushing = None
+            self.flush_failures += 1
             if not self._failing:
                 self._failing = True
                 log.failure("cannot write the statistics; counting on in memory and retrying "

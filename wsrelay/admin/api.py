@@ -3,38 +3,33 @@ The admin API as a twisted.web resource: GET /v1/{traffic, connections,
 statuses, closes, protocols}?start=...&end=...&interval=...&domain=...&region=...&isp=...&kind=...
 answered as JSON (kind: websocket, the default, http or all), and GET /v1/usage?start=...&end=...&domain=...&format=json|csv,
 the billing report (docs/openapi.yaml). Every request needs
-`Authorization: Bearer TOKEN` (compared in constant time). The query rules
+`Authorization: Bearer TOKEN` (compared in constant time) or the dashboard's
+cookie (wsrelay.admin.site decides). The query rules
 are wsrelay.accounting.query's; the rows come from the IAccounting store,
 whose reads happen off the reactor thread.
 """
 
-import hmac
 import json
 
 from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.web.resource import Resource
-from twisted.web.server import NOT_DONE_YET, Site
+from twisted.web.server import NOT_DONE_YET
 
 from wsrelay.accounting import usage
-from wsrelay.accounting.query import KINDS, QueryError, make_query
+from wsrelay.accounting.query import (
+    KINDS, SUFFIX, QueryError, align, allowed_intervals, check_query, make_query, parse_time,
+)
+from wsrelay.admin.auth import bearer_ok
 
 log = Logger(namespace="wsrelay.admin")
 
 PREFIX = "/v1/"
 PARAMETERS = {"start", "end", "interval", "domain", "region", "isp", "leg", "kind"}
 USAGE_PARAMETERS = {"start", "end", "domain", "format"}
-RESOURCES = [PREFIX + kind for kind in KINDS] + [PREFIX + "usage"]
-
-
-def bearer_ok(header, token):
-    """Whether an Authorization header value carries `token` (bytes), compared in constant time."""
-    if not header or not token:
-        return False
-    scheme, _, given = header.partition(b" ")
-    if scheme.lower() != b"bearer":
-        return False
-    return hmac.compare_digest(given.strip(), token)
+TOP_PARAMETERS = {"start", "end", "domain", "by", "limit"}
+RESOURCES = [PREFIX + kind for kind in KINDS] + [PREFIX + "top", PREFIX + "usage", PREFIX + "sessions",
+                                                   PREFIX + "overview"]
 
 
 def parameters(args, allowed, single):
@@ -76,20 +71,63 @@ def usage_query_of(config, args):
                                   _one(params, "format") or "json")
 
 
+class TopQuery:
+    """GET /v1/top: the regions or ISPs that took the most traffic in [start, end)."""
+
+    def __init__(self, args):
+        params = parameters(args, TOP_PARAMETERS, ("start", "end", "by", "limit"))
+        start, end = _one(params, "start"), _one(params, "end")
+        if start is None or end is None:
+            raise QueryError("start and end are required (ISO 8601 with a zone, e.g. 2024-05-01T00:00:00Z)")
+        self.start, self.end = parse_time(start, "start"), parse_time(end, "end")
+        self.interval = allowed_intervals(self.end - self.start)[0] if self.end > self.start else 300
+        check_query(self.start, self.end, self.interval)
+        self.by = _one(params, "by") or "region"
+        if self.by not in ("region", "isp"):
+            raise QueryError(f"by: {self.by!r} is not region or isp")
+        limit = _one(params, "limit") or "10"
+        if not limit.isdigit() or not 1 <= int(limit) <= 1000:
+            raise QueryError(f"limit: {limit!r} is not a whole number from 1 to 1000")
+        self.limit = int(limit)
+        self.domains = tuple(params["domain"]) if "domain" in params else None
+
+    def table(self):
+        return f"traffic_{SUFFIX[self.interval]}"
+
+    def bounds(self):
+        return align(self.start, self.end, self.interval)
+
+    def answer(self, rows):
+        sums = {}
+        for row in rows:
+            held = sums.setdefault(row[self.by], [0, 0, 0])
+            held[0] += row["client_bytes_out"]
+            held[1] += row["client_bytes_in"]
+            held[2] += row["opened"]
+        ranked = sorted(sums.items(), key=lambda item: (-item[1][0], -item[1][2], item[0]))
+        first, last = self.bounds()
+        return {"by": self.by, "start": first, "end": last, "interval": self.interval,
+                "domains": list(self.domains) if self.domains is not None else None,
+                "rows": [{"name": name, "bytes_out": out, "bytes_in": into, "opened": opened}
+                         for name, (out, into, opened) in ranked[:self.limit]]}
+
+
 class AdminAPI(Resource):
     """The whole API as one leaf resource over an IAccounting store."""
 
     isLeaf = True
 
-    def __init__(self, store, token, config, clock):
+    def __init__(self, store, token, config, clock, authorised=None):
         super().__init__()
         self.store = store
         self.token = token
         self.config = config  # () -> the relay's current RelayConfig (billing settings)
         self.clock = clock
+        # (request) -> bool; by default the bearer token alone (the site adds the dashboard's cookie)
+        self.authorised = authorised or (lambda request: bearer_ok(request.getHeader(b"authorization"), token))
 
     def render(self, request):
-        if not bearer_ok(request.getHeader(b"authorization"), self.token):
+        if not self.authorised(request):
             request.setHeader(b"www-authenticate", b'Bearer realm="wsrelay"')
             return reply(request, 401, {"error": "a valid 'Authorization: Bearer TOKEN' header is required"})
         if request.method not in (b"GET", b"HEAD"):
@@ -99,13 +137,19 @@ class AdminAPI(Resource):
         try:
             if path == PREFIX + "usage":
                 query = usage_query_of(self.config(), request.args)
+            elif path == PREFIX + "top":
+                query = TopQuery(request.args)
             else:
                 query = query_of(path, request.args)
         except KeyError:
             return reply(request, 404, {"error": "no such resource: use " + ", ".join(RESOURCES)})
         except QueryError as e:
             return reply(request, 400, {"error": str(e)})
-        if isinstance(query, usage.UsageQuery):
+        if isinstance(query, TopQuery):
+            first, last = query.bounds()
+            d = defer.maybeDeferred(self.store.points, query.table(), first, last, query.domains)
+            d.addCallback(lambda rows: ("application/json", json.dumps(query.answer(rows)) + "\n"))
+        elif isinstance(query, usage.UsageQuery):
             d = usage.report(self.store, query, self.clock.seconds())
             d.addCallback(lambda rows: usage.render(query, rows))
         else:
@@ -147,19 +191,3 @@ def reply(request, code, body, finish=False):
         return data
     request.write(data)
     request.finish()
-
-
-class AdminSite(Site):
-    """A Site logging each request as one structured event (never the token) instead of an access log file."""
-
-    noisy = False
-
-    def log(self, request):
-        log.info("admin {method} {path} {code}", method=request.method.decode("ascii", "replace"),
-                 path=request.uri.decode("utf-8", "replace"), code=request.code,
-                 client=getattr(request.getClientAddress(), "host", None))
-
-
-def admin_site(store, token, config, clock):
-    """The admin Site over `store`; `config()` returns the relay's current configuration, `clock` its reactor."""
-    return AdminSite(AdminAPI(store, token, config, clock))
