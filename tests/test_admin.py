@@ -124,3 +124,36 @@ def test_usage_reads_the_recorded_billing_changes_and_prices_the_cycles():
     assert [(c["start"], c["method"], c["unit"], c["complete"], c["amount"]) for c in body["cycles"]] == [
         ("2026-11-01T00:00:00Z", "traffic", "GB", True, 0.0),
         ("2026-11-02T00:00:00Z", "bandwidth", "Mbit/s", False, 0.0)]
+
+
+@implementer(IAccounting)
+class FixedPointsStore(MemoryStore):
+    """A store answering every points() with the same rows (what a scripted run would have written)."""
+
+    def __init__(self, rows):
+        super().__init__()
+        self.rows = rows
+
+    def points(self, *args):
+        return defer.succeed(list(self.rows))
+
+
+def test_top_ranks_the_traffic_kind_asked_for_websocket_by_default():
+    def row(region, kind, out, opened):
+        point = {"bucket": 1_700_006_400, "domain": "a.test", "region": region, "isp": "-",
+                 "client_bytes_out": out, "client_bytes_in": 1, "opened": opened, "kind": kind}
+        return point
+    store = FixedPointsStore([row("EU", "websocket", 100, 2), row("US", "websocket", 50, 1),
+                              row("US", "http", 500, 7), row("AS", "http", 10, 1)])
+    window = {b"start": WINDOW[b"start"], b"end": WINDOW[b"end"]}
+
+    def ranking(**extra):
+        code, body = ask(store, "/v1/top", {**window, **{k.encode(): [v.encode()] for k, v in extra.items()}})
+        assert code == 200
+        return body["traffic"], [(r["name"], r["bytes_out"], r["opened"]) for r in body["rows"]]
+
+    assert ranking() == ("websocket", [("EU", 100, 2), ("US", 50, 1)])
+    assert ranking(kind="http") == ("http", [("US", 500, 7), ("AS", 10, 1)])
+    assert ranking(kind="all") == ("all", [("US", 550, 8), ("EU", 100, 2), ("AS", 10, 1)])
+    code, body = ask(store, "/v1/top", {**window, b"kind": [b"https"]})
+    assert (code, body) == (400, {"error": "kind: 'https' is not one of websocket, http, all"})

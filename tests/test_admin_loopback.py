@@ -132,6 +132,13 @@ def test_queries_answer_what_was_relayed_as_the_openapi_document_says(tmp_path):
                 closes = [c for p in answers["/v1/closes"][1]["points"] for c in p["closes"]]
                 assert {"leg": "client", "code": 1000, "closed_by": "client", "count": 2} in closes
 
+                # the ranking by region sums the same bytes (WebSocket by default, as every query)
+                span = "&".join(window.split("&")[:2])
+                code, top = await asyncio.to_thread(get, admin_port, "/v1/top", span + "&by=region")
+                assert (code, top["traffic"]) == (200, "websocket")
+                assert sum(r["bytes_out"] for r in top["rows"]) == expected.totals["client_bytes_out"]
+                assert sum(r["opened"] for r in top["rows"]) == 2
+
                 def refusals():
                     return [
                         get(admin_port, "/v1/traffic", around_now(86400, 86400)),

@@ -3,9 +3,11 @@ The process's signals, as a thin shell over RelayService: SIGHUP reloads the
 config file; SIGTERM and SIGINT stop the reactor as twistd always does (the
 service drains on stop), and a second one cuts the drain short.
 
-Installed once the reactor runs (after Twisted installed its own handlers),
-on the reactor's thread; each handler only schedules work with
-callFromThread, never runs it inside the signal handler.
+SIGHUP is installed when the service starts, before any listener opens and
+before systemd hears READY=1 (a reload sent right after READY must not meet
+the default action, which kills the process); SIGTERM and SIGINT once the
+reactor runs, after Twisted installed the handlers they wrap. Each handler
+only schedules work with callFromThread, never runs it inside the handler.
 """
 
 import signal
@@ -31,10 +33,10 @@ class SignalHook(service.Service):
 
     def startService(self):
         super().startService()
+        self._install(signal.SIGHUP, self._hup)
         self.reactor.callWhenRunning(self.install)
 
     def install(self):
-        self._install(signal.SIGHUP, self._hup)
         for number in (signal.SIGTERM, signal.SIGINT):
             previous = self._current(number)
             if callable(previous):  # Twisted's: stops the reactor and records the exit signal

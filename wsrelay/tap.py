@@ -162,8 +162,8 @@ def makeService(options):
 
         top = service.MultiService()
         group = WorkerGroup(config, config.workers, reactor, notify=sd_notify)
+        SignalHook(group, reactor).setServiceParent(top)  # first: SIGHUP handled before the group says READY
         group.setServiceParent(top)
-        SignalHook(group, reactor).setServiceParent(top)
         return Startup(top, config)
     worker = options["worker"]
     if worker is not None:

@@ -47,8 +47,7 @@ class Query:
     traffic_kind: str = DEFAULT_TRAFFIC_KIND
 
     def keeps(self, row):
-        """Whether a stored row is of the traffic this query counts (rows before schema 3 are WebSocket's)."""
-        return self.traffic_kind == "all" or row.get("kind", "websocket") == self.traffic_kind
+        return of_traffic(row, self.traffic_kind)
 
     def tables(self):
         """The tables whose rows answer() needs, in order; buckets in `bounds()`."""
@@ -127,6 +126,11 @@ def make_query(kind, start, end, interval="300", domains=None, regions=None, isp
         raise QueryError("plain HTTP requests have no close codes: use kind websocket or all")
     return Query(kind, first, last, int(text), _filter(domains, "domain"), _filter(regions, "region"),
                  _filter(isps, "isp"), legs, traffic)
+
+
+def of_traffic(row, traffic_kind):
+    """Whether a stored row is of the traffic asked for (rows before schema 3 are WebSocket's)."""
+    return traffic_kind == "all" or row.get("kind", "websocket") == traffic_kind
 
 
 def parse_traffic_kind(text):

@@ -18,7 +18,8 @@ from twisted.web.server import NOT_DONE_YET
 
 from wsrelay.accounting import usage
 from wsrelay.accounting.query import (
-    KINDS, SUFFIX, QueryError, align, allowed_intervals, check_query, make_query, parse_time,
+    KINDS, SUFFIX, QueryError, align, allowed_intervals, check_query, make_query, of_traffic, parse_time,
+    parse_traffic_kind,
 )
 from wsrelay.admin.auth import bearer_ok
 
@@ -27,7 +28,7 @@ log = Logger(namespace="wsrelay.admin")
 PREFIX = "/v1/"
 PARAMETERS = {"start", "end", "interval", "domain", "region", "isp", "leg", "kind"}
 USAGE_PARAMETERS = {"start", "end", "domain", "format"}
-TOP_PARAMETERS = {"start", "end", "domain", "by", "limit"}
+TOP_PARAMETERS = {"start", "end", "domain", "by", "limit", "kind"}
 RESOURCES = [PREFIX + kind for kind in KINDS] + [PREFIX + "top", PREFIX + "usage", PREFIX + "sessions",
                                                    PREFIX + "overview"]
 
@@ -75,7 +76,7 @@ class TopQuery:
     """GET /v1/top: the regions or ISPs that took the most traffic in [start, end)."""
 
     def __init__(self, args):
-        params = parameters(args, TOP_PARAMETERS, ("start", "end", "by", "limit"))
+        params = parameters(args, TOP_PARAMETERS, ("start", "end", "by", "limit", "kind"))
         start, end = _one(params, "start"), _one(params, "end")
         if start is None or end is None:
             raise QueryError("start and end are required (ISO 8601 with a zone, e.g. 2024-05-01T00:00:00Z)")
@@ -90,6 +91,7 @@ class TopQuery:
             raise QueryError(f"limit: {limit!r} is not a whole number from 1 to 1000")
         self.limit = int(limit)
         self.domains = tuple(params["domain"]) if "domain" in params else None
+        self.traffic_kind = parse_traffic_kind(_one(params, "kind"))
 
     def table(self):
         return f"traffic_{SUFFIX[self.interval]}"
@@ -100,6 +102,8 @@ class TopQuery:
     def answer(self, rows):
         sums = {}
         for row in rows:
+            if not of_traffic(row, self.traffic_kind):
+                continue
             held = sums.setdefault(row[self.by], [0, 0, 0])
             held[0] += row["client_bytes_out"]
             held[1] += row["client_bytes_in"]
@@ -108,6 +112,7 @@ class TopQuery:
         first, last = self.bounds()
         return {"by": self.by, "start": first, "end": last, "interval": self.interval,
                 "domains": list(self.domains) if self.domains is not None else None,
+                "traffic": self.traffic_kind,
                 "rows": [{"name": name, "bytes_out": out, "bytes_in": into, "opened": opened}
                          for name, (out, into, opened) in ranked[:self.limit]]}
 
