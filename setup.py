@@ -36,7 +36,9 @@ setup(
         "test": ["pytest>=8", "websockets>=13", "mmdb-writer>=0.2", "jsonschema>=4", "PyYAML>=6",
                  "aiohttp>=3.9", "python-socketio>=5.11",
                  "psycopg[binary]>=3.1,<4", "build>=1", "wheel",
-                 "playwright>=1.40"],  # drives Debian's chromium (scripts/install-browser), never its own
+                 "playwright>=1.40",     # drives Debian's chromium (scripts/install-browser), never its own
+                 "atheris>=2.3",         # the fuzz/ harnesses, run briefly by tests/test_fuzz.py
+                 "schemathesis>=3.30"],  # docs/openapi.yaml against a live admin API
     },
     entry_points={"console_scripts": ["wsrelay-stats = wsrelay.accounting.cli:run"]},
 )

@@ -20,6 +20,7 @@ PEER_ERROR = "error"        # the peer broke the protocol; the relay failed that
 IDLE = "idle"               # connection_timeout: no data message either way
 SHUTDOWN = "shutdown"       # the relay is stopping
 RELOAD = "reload"           # a reloaded config changed or removed the session's route
+EXPIRED = "expired"         # the session reached its domain's max_session_duration
 SERVICE_RESTART = 1012
 
 _WHY = {
@@ -41,6 +42,8 @@ def close_for_other_leg(side, event, code=None, reason=None, origin_gone_code=10
         return GOING_AWAY, "connection timeout"
     if event == SHUTDOWN:
         return GOING_AWAY, "relay shutting down"
+    if event == EXPIRED:
+        return GOING_AWAY, "session reached its maximum duration"
     if event == RELOAD:
         return SERVICE_RESTART, "relay configuration changed"
     why = _WHY.get(event, "{side} gone").format(side=side, code=code)

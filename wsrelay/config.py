@@ -91,6 +91,7 @@ class DomainConfig:
     connection_timeout: float = 60.0
     max_message_size: int = 1048576
     max_connections: int = 0      # live sessions of this domain in this process; 0: no limit of its own
+    max_session_duration: float = 0.0  # seconds a session may last (1001 after it); 0: no limit
     compression: bool = False
     origin_compression: bool = False
     selector: str = "round-robin"
@@ -168,6 +169,7 @@ class RelayConfig:
     handshake_rate_per_ip: float = 0.0  # handshakes per second per client address per process; 0: no limit
     handshake_rate: float = 0.0  # handshakes per second per process; 0: no limit
     max_ping_rate: float = 10.0   # pings per second a peer may send on a leg; 0: no limit
+    max_memory: int = 0           # bytes of resident memory per process before handshakes get 503 (overload.py); 0: off
     workers: int = 1              # relay processes sharing the listeners (auto: the CPUs this process may use)
     accounting: object = None     # AccountingSettings; None: accounting = off
     log_interval: float = 0.0     # seconds between records of every open session; 0: off
@@ -262,12 +264,13 @@ RELAY_KEYS = {
     "log_interval", "log_refusals_per_ip", "log_summary_interval",
     "http_keepalive_timeout", "origin_keepalive", "request_rate", "request_rate_per_ip",
     "origin_read_timeout", "client_body_timeout", "max_body_size",
+    "max_session_duration", "max_memory",
 } | HEALTH_KEYS | TLS_KEYS | {"billing", "billing_cycle", "price_tiers"}
 ACCOUNTING_KEYS = {"flush_interval", "node_id", "retention_5m", "retention_1h", "retention_1d",
                    "admin", "admin_token_file", "metrics_public"}
 MIN_TOKEN = 16  # characters of an admin token
 DOMAIN_OVERRIDES = ("heartbeat_interval", "heartbeat_timeout", "connection_timeout", "max_message_size",
-                    "origin_read_timeout", "client_body_timeout", "max_body_size")
+                    "origin_read_timeout", "client_body_timeout", "max_body_size", "max_session_duration")
 ORIGIN_TLS_KEYS = ("origin_ca", "origin_verify", "origin_sni")
 DOMAIN_KEYS = {
     "websocket", "origins", "origin_protocol", "origin_host", "allowed_origins",
@@ -293,6 +296,8 @@ class _Reader:
 
     def raw(self, key):
         value = self.section.get(key)
+        if value is not None and "\0" in value:  # no value has one; as a path it would raise ValueError in open()
+            self.fail(key, "contains a NUL character")
         return None if value is None else value.strip()
 
     def _non_negative(self, key, default, unit, zero):
@@ -335,6 +340,18 @@ class _Reader:
             self.fail(key, f"{value!r} must be greater than 0" if minimum == 1 else
                       f"{value!r} must be {minimum} or more")
         return number
+
+    def size(self, key, default):
+        """Bytes: a whole number, or with K, M or G after it (KiB, MiB, GiB)."""
+        value = self.raw(key)
+        if value is None or value == "":
+            return default
+        text = value.upper().removesuffix("IB").removesuffix("B")
+        scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:], 1)
+        digits = text[:-1] if scale > 1 else text
+        if not digits.strip().isdigit():
+            self.fail(key, f"{value!r} is not a size in bytes (a whole number, or with K, M or G after it)")
+        return int(digits) * scale
 
     def boolean(self, key, default):
         value = self.raw(key)
@@ -727,6 +744,7 @@ def parse_config(text, path="<string>", now=None):
         heartbeat_timeout=relay.seconds("heartbeat_timeout", 60.0),
         connection_timeout=relay.seconds("connection_timeout", 60.0),
         max_message_size=relay.positive_int("max_message_size", 1048576),
+        max_session_duration=relay.seconds("max_session_duration", 0.0),
         origin_read_timeout=_positive_seconds(relay, "origin_read_timeout", 60.0),
         client_body_timeout=relay.seconds("client_body_timeout", 60.0),
         max_body_size=relay.positive_int("max_body_size", 0, minimum=0),
@@ -793,6 +811,7 @@ def parse_config(text, path="<string>", now=None):
             heartbeat_timeout=reader.seconds("heartbeat_timeout", base.heartbeat_timeout),
             connection_timeout=reader.seconds("connection_timeout", base.connection_timeout),
             max_message_size=reader.positive_int("max_message_size", base.max_message_size),
+            max_session_duration=reader.seconds("max_session_duration", base.max_session_duration),
             max_connections=reader.positive_int("max_connections", 0, minimum=0),
             compression=reader.boolean("compression", False),
             origin_compression=reader.boolean("origin_compression", False),
@@ -868,6 +887,7 @@ def parse_config(text, path="<string>", now=None):
         handshake_rate_per_ip=relay.rate("handshake_rate_per_ip", RelayConfig.handshake_rate_per_ip),
         handshake_rate=relay.rate("handshake_rate", RelayConfig.handshake_rate),
         max_ping_rate=relay.rate("max_ping_rate", RelayConfig.max_ping_rate),
+        max_memory=relay.size("max_memory", RelayConfig.max_memory),
         workers=workers,
         listen=listen,
         handshake_timeout=handshake_timeout,

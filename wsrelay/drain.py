@@ -1,6 +1,7 @@
 """
 Which sessions a new config leaves alone, and closing many sessions spread
 over a window instead of in one burst (reload with 1012, SIGTERM with 1001).
+(max_session_duration spreads its closes too: timers.lifetime.)
 
 Pure functions plus one small scheduler driven by an injected clock and an
 injected random source, so tests decide both.

@@ -166,7 +166,7 @@ def _canonical(name):
 def status_of(status_line):
     """The numeric status in an HTTP/1.x status line, or None if it is not one."""
     parts = status_line.split(None, 2)
-    if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
+    if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not (parts[1].isascii() and parts[1].isdigit()):
         return None
     code = int(parts[1])
     return code if 100 <= code <= 599 else None

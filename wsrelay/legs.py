@@ -91,6 +91,31 @@ class Refused(ConnectionDeny):
         self.headers = list(headers)
 
 
+def unsent(transport):
+    """Bytes written to a transport and not yet on the wire (a TLS layer and the TCP one under it)."""
+    total, depth = 0, 0
+    while transport is not None and depth < 4:
+        data = getattr(transport, "dataBuffer", None)
+        if data is not None:
+            total += len(data) - getattr(transport, "offset", 0) + getattr(transport, "_tempDataLen", 0)
+        pending = getattr(transport, "_appSendBuffer", None)
+        if pending:
+            total += sum(len(piece) for piece in pending)
+        transport, depth = getattr(transport, "transport", None), depth + 1
+    return total
+
+
+def unsent_plain(transport):
+    """
+    Bytes waiting in a plain TCP transport's own buffer (0 for TLS, whose
+    buffers hold ciphertext): what abortConnection() throws away unsent.
+    """
+    data = getattr(transport, "dataBuffer", None)
+    if data is None:
+        return 0
+    return len(data) - getattr(transport, "offset", 0) + getattr(transport, "_tempDataLen", 0)
+
+
 class Quiet:
     """
     Autobahn's logger for a connection whose handshake failed: its per-connection
@@ -122,6 +147,7 @@ class _Leg:
     close_sent = None         # (code, reason) of the close frame this leg sent
     close_received = None     # (code, reason) of the close frame its peer sent
     lost = False
+    aborted = False           # abort() was called: nothing more is written (or counted) on this leg
     joined = True             # the session counts this leg as its own
     _forward = False          # the incoming message is copied to the other leg
     _sink = _IDLE             # state of the frame being written onto this leg
@@ -275,6 +301,8 @@ class _Leg:
         wake-up per frame), else, and for what the socket does not take,
         through the transport, whose buffer and producer handle backpressure.
         """
+        if self.aborted:  # dropped: the rest of a read after the other leg failed (fuzz/fuzz_frames.py)
+            return
         self.counters.bytes_out += len(data)
         transport = self.transport
         sock = self._sock
@@ -293,6 +321,8 @@ class _Leg:
         transport.write(data)
 
     def sendData(self, data, sync=False, chopsize=None):
+        if self.aborted:
+            return
         self.counters.bytes_out += len(data)
         self.transport.write(data)
 
@@ -351,7 +381,7 @@ class _Leg:
         own and the source frame's end as a final one (_REFRAME): fragmentation
         changes, the message does not, and nothing is held.
         """
-        if self.state != OPEN:
+        if self.state != OPEN or self.aborted:
             return False
         compressor = self._perMessageCompress
         if opcode:  # a new message; a continuation keeps what is still to be written
@@ -464,6 +494,9 @@ class _Leg:
 
     def abort(self):
         if not self.lost and self.transport is not None:
+            if not self.aborted:  # what is still buffered is thrown away with the connection: never sent
+                self.counters.bytes_out -= unsent_plain(self.transport)
+            self.aborted = True
             self.transport.abortConnection()
 
     def close_info(self):
@@ -639,6 +672,14 @@ class ClientLeg(_Leg, WebSocketServerProtocol):
         super().connectionLost(reason)
 
 
+def _is_utf8(data):
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 class OriginLeg(_Leg, WebSocketClientProtocol):
     """The origin's side: sends the relay's own request, reports how it was answered."""
 
@@ -661,8 +702,13 @@ class OriginLeg(_Leg, WebSocketClientProtocol):
         self.sendData(self._request)
 
     def processHandshake(self):
-        if self.data.find(b"\r\n\r\n") < 0 and len(self.data) > MAX_HEAD:
+        end = self.data.find(b"\r\n\r\n")
+        if end < 0 and len(self.data) > MAX_HEAD:
             self.failHandshake("origin response head too large")
+            return
+        if end >= 0 and not _is_utf8(self.data[:end]):
+            # Autobahn decodes the head as UTF-8 for a debug line and would raise (found by fuzz/fuzz_http.py)
+            self.failHandshake("origin response head is not UTF-8")
             return
         super().processHandshake()
 

@@ -30,6 +30,7 @@ from wsrelay.legs import ClientLeg
 from wsrelay.proxywrap import ProxyProtocolFactory
 from wsrelay.reuseport import ReusePortEndpoint
 from wsrelay.origin import OriginDial, origin_endpoint, origin_probe
+from wsrelay.overload import OverloadGuard
 from wsrelay.routing import Routes
 from wsrelay.sdnotify import sd_notify
 from wsrelay.trim import Trimmer
@@ -95,6 +96,7 @@ class Relay:
         self.http_connections = {}  # httpproxy.ClientConnection -> its ProxyChannel, while open
         self.requests = set()  # plain HTTP requests in flight (httpproxy.ProxyRequest)
         self.accounting = None  # wsrelay.accounting.service.Accounting, when statistics are kept
+        self.overload = None    # the OverloadGuard (max_memory), set by RelayService
         self.log_gate = LogGate(reactor, config.log_refusals_per_ip, config.log_summary_interval)
         self.open_log = OpenSessionLog(self)  # log_interval records
         self.metrics = Metrics(self)  # /metrics on the admin endpoint
@@ -127,7 +129,10 @@ class Relay:
 
     def admit(self, session, domain):
         """The limits' Ticket for a handshake about to dial an origin, or a limits.Refusal."""
-        admitted = self.limits.admit(session.client_ip, domain, self.reactor.seconds())
+        if self.overload is not None and self.overload.refusing:
+            admitted = Refusal(503, "the relay is short of memory", 5)
+        else:
+            admitted = self.limits.admit(session.client_ip, domain, self.reactor.seconds())
         if isinstance(admitted, Refusal):
             self.metrics.refused(admitted)
         return admitted
@@ -408,6 +413,8 @@ class RelayService(service.MultiService):
         self.tls = None
         if config.tls_listeners:
             self.tls = ServerTLS(CertificateMap.from_config(config), config.tls_min_version, config.http2_for)
+        self.overload = relay.overload = OverloadGuard(relay, relay.reactor)
+        self.overload.setServiceParent(self)
         expiry = TimerService(EXPIRY_CHECK_INTERVAL, self.check_expiry)
         expiry.clock = relay.reactor
         expiry.setServiceParent(self)
@@ -539,6 +546,7 @@ class RelayService(service.MultiService):
             for line in config.warnings:
                 log.warn("{warning}", warning=line)
             plan = self.relay.reload(config)
+            self.overload.configure()
             if self.accounting is not None:
                 self.accounting.note_billing(config)
             if self.running:

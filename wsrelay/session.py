@@ -7,9 +7,9 @@ logged when both are gone.
 from twisted.logger import Logger
 
 from wsrelay.closing import (
-    IDLE, PEER_CLOSED, PEER_DEAD, PEER_GONE, RELOAD, SHUTDOWN, close_for_other_leg,
+    EXPIRED, IDLE, PEER_CLOSED, PEER_DEAD, PEER_GONE, RELOAD, SHUTDOWN, close_for_other_leg,
 )
-from wsrelay.timers import Heartbeat, IdleTimer
+from wsrelay.timers import Heartbeat, IdleTimer, lifetime
 
 log = Logger(namespace="wsrelay.session")
 
@@ -26,6 +26,30 @@ class LegCounters:
 
     def as_dict(self):
         return {name: getattr(self, name) for name in self.__slots__}
+
+
+class Reading:
+    """
+    One leg's transport as the producer of the other leg's: paused and
+    resumed by it, never stopped. A transport stops its producer when its own
+    connection ends, and stopping a TCP transport closes it: the surviving
+    leg would be hung up on right after its Close frame, before its peer's
+    reply is read (and counted). The session closes it itself.
+    """
+
+    __slots__ = ("transport",)
+
+    def __init__(self, transport):
+        self.transport = transport
+
+    def pauseProducing(self):
+        self.transport.pauseProducing()
+
+    def resumeProducing(self):
+        self.transport.resumeProducing()
+
+    def stopProducing(self):
+        pass
 
 
 class Session:
@@ -59,6 +83,7 @@ class Session:
         self.accounting_dims = None  # (domain, region, isp) the meter counts this session under
         self._idle = None
         self._heartbeats = ()
+        self._expiry = None       # max_session_duration's timer
         self._client_lost = False
         self._origin_lost = False
 
@@ -71,8 +96,8 @@ class Session:
         self.opened_at = self.clock.seconds()
         client.other, origin.other = origin, client
         # A full write buffer on one leg stops reading on the other (portforward.py).
-        client.registerProducer(origin.transport, True)
-        origin.registerProducer(client.transport, True)
+        client.registerProducer(Reading(origin.transport), True)
+        origin.registerProducer(Reading(client.transport), True)
         domain = self.domain
         wheel = self.relay.wheel  # the relay's one timer for every session's clocks
         self._idle = IdleTimer(wheel, domain.connection_timeout, self.idle)
@@ -83,6 +108,9 @@ class Session:
             self._heartbeats = (beat,)
             client.heartbeat = origin.heartbeat = beat
             beat.start()
+        left = lifetime(domain.max_session_duration, self.config.drain_window, self.relay.random)
+        if left is not None:
+            self._expiry = self.clock.callLater(left, self._close_both, EXPIRED)
         self.relay.session_opened(self)
         origin.client_opened()
         client.compact()
@@ -105,6 +133,24 @@ class Session:
     def restart(self):
         """A reloaded config changed or removed this session's route: 1012 on both legs."""
         self._end_by_relay(RELOAD, "the relay configuration changed")
+
+    def shed(self, code, reason, holding):
+        """
+        Overload (max_memory): `code` on each leg, but a leg `holding(leg)`
+        unsent data its peer is not reading is dropped, which frees it at once.
+        """
+        if self.ended or self.status != 101:
+            return
+        if self.first_closer is None:
+            self.first_closer = "relay"
+        self._stop_clocks()
+        legs = (self.client, self.origin)
+        dropped = [leg for leg in legs if holding(leg)]
+        for leg in legs:
+            if leg not in dropped:
+                leg.close_with(code, reason, hold=False)
+        for leg in dropped:
+            leg.abort()
 
     def close_by_operator(self, client_code, origin_code, reason):
         """The admin API closes this session: each leg gets its code, the same reason."""
@@ -170,6 +216,8 @@ class Session:
             self._idle.stop()
         for beat in self._heartbeats:
             beat.stop()
+        if self._expiry is not None and self._expiry.active():
+            self._expiry.cancel()
 
     def end(self):
         if self.ended:

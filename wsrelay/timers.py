@@ -244,3 +244,16 @@ class TimerWheel:
         if self._wake is not None and self._wake.active():
             self._wake.cancel()
         self._wake = self._wake_at = None
+
+
+def lifetime(duration, window, random):
+    """
+    Seconds one session may live under max_session_duration = `duration`
+    (None when 0: no limit): a random point in the last `window` seconds of
+    it (drain_window, at most half of it). Sessions opened in one burst (a
+    deploy, a network blip) so end spread out instead of in one burst again,
+    and none outlives `duration` (what an API gateway in front expects).
+    """
+    if duration <= 0:
+        return None
+    return duration - random() * min(window, duration / 2)
