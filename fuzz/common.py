@@ -16,8 +16,8 @@ with atheris.instrument_imports(include=["wsrelay"]):
     from twisted.python.failure import Failure
 
     from wsrelay.config import parse_config
-    from wsrelay.http import accept_for
-    from wsrelay.service import Relay, RelayFactory
+    from wsrelay.edge.http import accept_for
+    from wsrelay.process.service import Relay, RelayFactory
 
 PEER = IPv4Address("TCP", "192.0.2.7", 50000)
 

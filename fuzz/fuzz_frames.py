@@ -16,7 +16,7 @@ with atheris.instrument_imports(include=["wsrelay"]):
     from websockets.frames import Frame, Opcode
     from websockets.streams import StreamReader
 
-    from wsrelay.frames import frame_header
+    from wsrelay.edge.frames import frame_header
 
 CONFIG = """
 [relay]

@@ -12,7 +12,7 @@ import atheris
 from common import InMemoryRelay, run
 
 with atheris.instrument_imports(include=["wsrelay"]):
-    from wsrelay.http import check_request_head, request_target, response_headers, status_of
+    from wsrelay.edge.http import check_request_head, request_target, response_headers, status_of
 
 CONFIG = """
 [relay]

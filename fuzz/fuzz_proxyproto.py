@@ -10,7 +10,7 @@ import atheris
 from common import run
 
 with atheris.instrument_imports(include=["wsrelay"]):
-    from wsrelay.proxyproto import Header, ProxyHeaderError, parse_header, v1_header, v2_header
+    from wsrelay.edge.proxyproto import Header, ProxyHeaderError, parse_header, v1_header, v2_header
 
 
 def parse(data):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from websockets.frames import Frame, Opcode
 
-from wsrelay.proxyproto import v1_header, v2_header
+from wsrelay.edge.proxyproto import v1_header, v2_header
 
 ROOT = Path(__file__).resolve().parent.parent / "tests" / "corpus"
 

@@ -10,7 +10,7 @@ from twisted.internet.task import Clock
 from twisted.web import http
 from twisted.web.test.requesthelper import DummyRequest
 
-from wsrelay import metrics
+from wsrelay.observability import metrics
 from wsrelay.admin import auth
 from wsrelay.admin.site import AdminRoot
 from wsrelay.config import parse_config

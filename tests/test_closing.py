@@ -2,7 +2,7 @@
 
 import pytest
 
-from wsrelay.closing import (
+from wsrelay.edge.closing import (
     IDLE, PEER_CLOSED, PEER_DEAD, PEER_ERROR, PEER_GONE, SHUTDOWN, close_for_other_leg, encode_reason,
 )
 

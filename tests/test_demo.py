@@ -36,7 +36,7 @@ from twisted.trial import unittest as trial
 
 from tests.support import read_first_line
 from wsrelay import demo
-from wsrelay.demo import CommentRoom, Outgoing
+from wsrelay.demo_room import CommentRoom, Outgoing
 
 ROOT = Path(__file__).resolve().parents[1]
 WAIT = 5.0  # seconds: the bound on every single wait in these tests

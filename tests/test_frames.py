@@ -4,7 +4,7 @@ import pytest
 from websockets.frames import Frame
 from websockets.streams import StreamReader
 
-from wsrelay.frames import frame_header, header_size
+from wsrelay.edge.frames import frame_header, header_size
 
 
 def parse(data, mask):

@@ -14,7 +14,7 @@ from twisted.logger import globalLogPublisher
 
 from tests.test_legs import Harness, request
 from wsrelay.config import ConfigError, parse_config
-from wsrelay.http import status_of
+from wsrelay.edge.http import status_of
 
 ROOT = Path(__file__).resolve().parent.parent
 RUNS = {"http": 3000, "proxyproto": 20000, "config": 3000, "frames": 400}

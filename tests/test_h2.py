@@ -19,8 +19,8 @@ from zope.interface.verify import verifyObject
 from tests.test_config import config_error
 from wsrelay import tls
 from wsrelay.config import parse_config
-from wsrelay.h2edge import FLOOD_INTERVAL, MAX_PINGS, H2Edge, upgrade_head
-from wsrelay.h2stream import HIGH_WATER, LOW_WATER, StreamTransport, response_head
+from wsrelay.edge.h2edge import FLOOD_INTERVAL, MAX_PINGS, H2Edge, upgrade_head
+from wsrelay.edge.h2stream import HIGH_WATER, LOW_WATER, StreamTransport, response_head
 
 CONFIG = """
 [relay]

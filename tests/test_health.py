@@ -14,13 +14,14 @@ from twisted.logger import globalLogPublisher
 from twisted.python.failure import Failure
 
 from wsrelay.config import HealthConfig, Origin, parse_config
-from wsrelay.health import (
+from wsrelay.origins.health import (
     DOWN, EJECTED, RETRYING, UP, CheckProtocol, HealthBoard, HealthChecks, ProbeFailed, check_request, probe,
 )
-from wsrelay.http import accept_for
-from wsrelay.routing import NoOrigin, Routes
+from wsrelay.edge.http import accept_for
+from wsrelay.origins.routing import NoOrigin, Routes
 from wsrelay.selectors import Handshake
-from wsrelay.service import Relay, RelayFactory, build_service
+from wsrelay.process.service import RelayFactory, build_service
+from wsrelay.process.relay import Relay
 
 A, B, C = (Origin(f"10.0.0.{i}", 8000) for i in range(1, 4))
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from wsrelay.http import (
+from wsrelay.edge.http import (
     accept_for, check_request_head, client_address, error_response, forwarded_headers,
     HOP_BY_HOP, end_to_end, origin_request, request_target, response_headers, status_of,
 )

@@ -11,9 +11,10 @@ from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python.failure import Failure
 
 from wsrelay.config import parse_config
-from wsrelay.httpserver import Front, wants_http
-from wsrelay.legs import ClientLeg
-from wsrelay.service import Relay, RelayFactory
+from wsrelay.edge.httpserver import Front, wants_http
+from wsrelay.edge.legs import ClientLeg
+from wsrelay.process.service import RelayFactory
+from wsrelay.process.relay import Relay
 
 CONFIG = """
 [relay]

@@ -13,7 +13,7 @@ from twisted.internet.endpoints import TCP4ClientEndpoint, TCP4ServerEndpoint
 from twisted.trial import unittest
 
 from wsrelay.config import parse_config
-from wsrelay.service import build_service
+from wsrelay.process.service import build_service
 
 
 class Echo(WebSocketServerProtocol):

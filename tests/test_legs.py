@@ -9,8 +9,9 @@ from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python.failure import Failure
 
 from wsrelay.config import parse_config
-from wsrelay.http import accept_for
-from wsrelay.service import Relay, RelayFactory
+from wsrelay.edge.http import accept_for
+from wsrelay.process.service import RelayFactory
+from wsrelay.process.relay import Relay
 
 CONFIG = """
 [relay]

@@ -11,7 +11,7 @@ from twisted.internet.testing import StringTransport
 
 from tests.test_legs import Harness, client_frame, origin_frame, parse_masked, request
 from wsrelay.config import ConfigError, parse_config
-from wsrelay.timers import lifetime
+from wsrelay.edge.timers import lifetime
 from websockets.frames import Opcode
 
 CONFIG = """

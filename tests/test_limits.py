@@ -13,7 +13,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from tests.support import WAIT, run
 from tests.test_reload_loopback import CountingOrigin
 from wsrelay.config import ConfigError, parse_config
-from wsrelay.limits import Limits, PingLimit, Refusal, auto_max_connections
+from wsrelay.edge.limits import Limits, PingLimit, Refusal, auto_max_connections
 
 
 def limits_config(text):

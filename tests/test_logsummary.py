@@ -5,8 +5,8 @@ from types import SimpleNamespace
 from twisted.internet.task import Clock
 from twisted.logger import capturedLogs, formatEvent
 
-from wsrelay import logsummary
-from wsrelay.logsummary import LogGate, OpenSessionLog, kind_of
+from wsrelay.observability import logsummary
+from wsrelay.observability.logsummary import LogGate, OpenSessionLog, kind_of
 
 
 def refused(address="192.0.2.1", status=404):

@@ -11,9 +11,9 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from twisted.internet.task import Clock
 
-from wsrelay import metrics
-from wsrelay.session import LegCounters
-from wsrelay.timers import Heartbeat
+from wsrelay.observability import metrics
+from wsrelay.edge.session import LegCounters
+from wsrelay.edge.timers import Heartbeat
 
 
 class FakeSession(SimpleNamespace):
@@ -83,7 +83,7 @@ def test_ping_round_trips_go_into_the_domains_histogram_per_leg():
 
 
 def test_refusals_are_counted_by_the_limit_that_refused():
-    from wsrelay.limits import Refusal
+    from wsrelay.edge.limits import Refusal
 
     meter = metrics.Metrics(fake_relay())
     meter.refused(Refusal(429, "too many handshakes from your address", 1))

@@ -10,7 +10,7 @@ from twisted.internet.testing import StringTransport
 
 from tests.test_legs import Harness, parse_masked, request
 from wsrelay.config import ConfigError, parse_config
-from wsrelay.overload import LOW_WATER, MIN_SHED, Overload, OverloadGuard, Verdict, pick_largest, unsent
+from wsrelay.process.overload import LOW_WATER, MIN_SHED, Overload, OverloadGuard, Verdict, pick_largest, unsent
 from websockets.frames import Opcode
 
 MiB = 1 << 20

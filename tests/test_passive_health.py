@@ -17,11 +17,12 @@ from twisted.logger import globalLogPublisher
 from twisted.python.failure import Failure
 
 from wsrelay.config import ConfigError, HealthConfig, Origin, parse_config
-from wsrelay.health import HealthBoard
-from wsrelay.http import accept_for
-from wsrelay.routing import NoOrigin, Routes
+from wsrelay.origins.health import HealthBoard
+from wsrelay.edge.http import accept_for
+from wsrelay.origins.routing import NoOrigin, Routes
 from wsrelay.selectors import Handshake
-from wsrelay.service import Relay, RelayFactory
+from wsrelay.process.service import RelayFactory
+from wsrelay.process.relay import Relay
 
 A, B, C, D = (Origin(f"10.0.0.{i}", 8000) for i in range(1, 5))
 HS = Handshake("chat.test", "/", {}, {}, "192.0.2.7")

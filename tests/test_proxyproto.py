@@ -10,8 +10,8 @@ from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.logger import globalLogPublisher
 
 from wsrelay.config import ConfigError, parse_config, proxy_protocol_of, split_listener
-from wsrelay.proxyproto import LOCAL, PROXY, Header, ProxyHeaderError, parse_header, v1_header, v2_header
-from wsrelay.proxywrap import ProxyProtocolFactory
+from wsrelay.edge.proxyproto import LOCAL, PROXY, Header, ProxyHeaderError, parse_header, v1_header, v2_header
+from wsrelay.edge.proxywrap import ProxyProtocolFactory
 
 CLIENT, RELAY = ("203.0.113.7", 51000), ("192.0.2.1", 443)
 CLIENT6, RELAY6 = ("2001:db8::7", 51000), ("2001:db8::1", 443)

@@ -13,7 +13,7 @@ import pytest
 
 from tests.support import WAIT, LoopbackOrigin, run, status_of, upgrade_request
 from tests.test_tls_pki import pki  # noqa: F401  (a fixture)
-from wsrelay.proxyproto import v1_header, v2_header
+from wsrelay.edge.proxyproto import v1_header, v2_header
 
 
 class HeaderOrigin(LoopbackOrigin):

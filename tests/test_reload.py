@@ -14,8 +14,9 @@ from twisted.logger import globalLogPublisher
 from tests.test_tls import certs, config_with, domain  # noqa: F401  (fixtures)
 from tests.test_tls_pki import pki  # noqa: F401  (a fixture)
 from wsrelay.config import ConfigError, parse_config
-from wsrelay.drain import Stagger, keeps_route, plan_reload, spread
-from wsrelay.service import HURRY_GRACE, Relay, build_service
+from wsrelay.process.drain import Stagger, keeps_route, plan_reload, spread
+from wsrelay.process.service import build_service
+from wsrelay.process.relay import HURRY_GRACE, Relay
 
 BASE = """
 [relay]

@@ -21,11 +21,12 @@ from tests.test_selectors import PLUGINS_FOR_TESTS, third_party  # noqa: F401  (
 from wsrelay.config import (
     DOMAIN_KEYS, HEALTH_KEYS, RELAY_KEYS, ConfigError, HealthConfig, Origin, load_config, parse_config,
 )
-from wsrelay.http import accept_for
+from wsrelay.edge.http import accept_for
 from wsrelay.selectors import installed
 from wsrelay.selectors.builtin import HashKey, PrimaryBackupOptions
-from wsrelay.service import Relay, RelayFactory
-from wsrelay.tap import Options
+from wsrelay.process.service import RelayFactory
+from wsrelay.process.relay import Relay
+from wsrelay.process.tap import Options
 
 
 def test_defaults_round_robin_and_passive_health_only():

@@ -9,8 +9,8 @@ import signal
 from twisted.internet.testing import MemoryReactorClock
 
 from wsrelay.config import parse_config
-from wsrelay.service import build_service
-from wsrelay.signals import SignalHook
+from wsrelay.process.service import build_service
+from wsrelay.process.signals import SignalHook
 
 CONFIG = "[relay]\nlisten = tcp:0:interface=127.0.0.1\n[domain:*]\norigins = 127.0.0.1:9\n"
 
@@ -42,8 +42,8 @@ def test_sighup_is_handled_before_the_relay_says_ready():
 
 
 def test_the_worker_parent_handles_sighup_before_its_group_says_ready(tmp_path):
-    from wsrelay.tap import Options, makeService
-    from wsrelay.workers import WorkerGroup
+    from wsrelay.process.tap import Options, makeService
+    from wsrelay.process.workers import WorkerGroup
 
     (tmp_path / "relay.ini").write_text(CONFIG.replace("[relay]\n", "[relay]\nworkers = 2\n"))
     options = Options()

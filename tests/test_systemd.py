@@ -16,7 +16,7 @@ import pytest
 
 from tests.support import ROOT, TWISTD, WAIT, RelayProcess, raw_request, run, status_of
 from wsrelay.config import parse_config
-from wsrelay.sdnotify import sd_notify
+from wsrelay.process.sdnotify import sd_notify
 
 
 def analyze():

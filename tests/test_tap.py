@@ -9,8 +9,8 @@ from twisted.internet.testing import MemoryReactorClock
 
 from tests.support import ROOT, TWISTD
 from wsrelay.config import parse_config
-from wsrelay.service import build_service, with_backlog
-from wsrelay.tap import Options
+from wsrelay.process.service import build_service, with_backlog
+from wsrelay.process.tap import Options
 
 
 def twistd(*args):

@@ -2,7 +2,7 @@
 
 from twisted.internet.testing import MemoryReactorClock
 
-from wsrelay.timers import Heartbeat, IdleTimer
+from wsrelay.edge.timers import Heartbeat, IdleTimer
 
 
 def make_heartbeat(interval, timeout):
@@ -111,7 +111,7 @@ def test_idle_timer_zero_never_fires():
 
 # -- the relay's one timer wheel ------------------------------------------------
 
-from wsrelay.timers import TimerWheel  # noqa: E402
+from wsrelay.edge.timers import TimerWheel  # noqa: E402
 
 
 def test_wheel_fires_on_its_tick_never_early_with_one_reactor_timer():

@@ -18,8 +18,9 @@ from twisted.logger import globalLogPublisher
 from tests.test_tls_pki import pki  # noqa: F401  (a fixture)
 from wsrelay import tls
 from wsrelay.config import ConfigError, Origin, parse_config
-from wsrelay.service import LISTEN_BACKLOG, build_service
-from wsrelay.tap import Options
+from wsrelay.process.service import build_service
+from wsrelay.process.relay import LISTEN_BACKLOG
+from wsrelay.process.tap import Options
 
 
 def config_with(pki_dir, relay="", domains="", listen="ssl:8443:interface=127.0.0.1", path=None, now=None):

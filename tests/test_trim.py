@@ -2,7 +2,7 @@
 
 from twisted.internet.task import Clock
 
-from wsrelay.trim import Trimmer, collect_and_trim, glibc_malloc_trim
+from wsrelay.edge.trim import Trimmer, collect_and_trim, glibc_malloc_trim
 
 
 def make(threshold=3):

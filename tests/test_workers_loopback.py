@@ -106,7 +106,7 @@ from twisted.internet.testing import MemoryReactorClock  # noqa: E402
 from twisted.python.failure import Failure  # noqa: E402
 
 from wsrelay.config import ConfigError, parse_config  # noqa: E402
-from wsrelay.workers import WorkerGroup, restart_delay  # noqa: E402
+from wsrelay.process.workers import WorkerGroup, restart_delay  # noqa: E402
 
 
 class FakeProcess:

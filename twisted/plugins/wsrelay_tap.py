@@ -3,7 +3,7 @@ from twisted.application.service import ServiceMaker
 
 wsrelay = ServiceMaker(
     "wsrelay",
-    "wsrelay.tap",
+    "wsrelay.process.tap",
     "A WebSocket edge relay: per-domain origins, heartbeats, timeouts, metering.",
     "wsrelay",
 )

@@ -15,9 +15,12 @@ class SQLiteFactory:
     name = "sqlite"
     help = "An embedded SQLite file (WAL) on this machine: no setup, one relay process per file."
     options = {
-        "database": ("var/wsrelay.sqlite", "the SQLite file; relative to the config file's directory"),
+        "database": ("var/wsrelay.sqlite",
+                     "the SQLite file (WAL mode); relative to the config file's directory, its directory "
+                     "created. Under systemd (etc/wsrelay.service): /var/lib/wsrelay/wsrelay.sqlite, the state "
+                     "directory. A file that cannot be opened at startup stops the relay"),
         "busy_timeout": ("2", "seconds a write waits for a lock held by another process before it "
-                              "fails (and is retried at the next flush)"),
+                              "fails (and is retried at the next flush); more than 0, at most 60"),
     }
 
     def parse_options(self, raw, base):
@@ -86,7 +89,10 @@ class PostgreSQLFactory:
     name = "postgresql"
     help = "A PostgreSQL database shared by several relays: they write it at once, queries see the whole fleet."
     options = {
-        "dsn": ("", "required: a libpq connection string (host=... dbname=... user=...) or a postgresql:// URI"),
+        "dsn": ("", "required: a libpq connection string (host=... dbname=... user=...) or a postgresql:// URI. "
+                    "Keep the password out of it: ~/.pgpass of the user the relay runs as, or "
+                    "PGPASSWORD/PGPASSFILE in its environment; it is never logged. Several relays share "
+                    "one database"),
         "connect_timeout": ("5", "whole seconds a connection attempt may take (2 to 60)"),
         "statement_timeout": ("10", "seconds a statement may take, waiting for the fleet's write lock "
                                     "included, before it fails and the flush is retried (more than 0, at most 300)"),

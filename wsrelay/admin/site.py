@@ -21,7 +21,7 @@ from twisted.logger import Logger
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Request, Site
 
-from wsrelay import metrics
+from wsrelay.observability import metrics
 from wsrelay.admin import auth, dashboard, sessions
 from wsrelay.admin.api import AdminAPI, parameters
 from wsrelay.admin.errors import ApiError
@@ -63,6 +63,12 @@ def send_json(request, code, body):
     return json.dumps(body).encode("utf-8") + b"\n"
 
 
+def only_get(request):
+    """405 with the Allow header RFC 9110 asks for: these resources are read, never changed."""
+    request.setHeader(b"allow", b"GET, HEAD")
+    return send_json(request, 405, {"error": "only GET is allowed"})
+
+
 def finish(request, gone, code, body, content_type=b"application/json"):
     """Write a deferred answer unless the client is gone."""
     if gone:
@@ -98,6 +104,8 @@ class AdminRoot(Resource):
     def render(self, request):
         path = request.path.decode("utf-8", "replace")
         if path in ("/healthz", "/readyz"):
+            if request.method not in (b"GET", b"HEAD"):
+                return only_get(request)
             code, body = health_answer(path, self.service)
             return send_json(request, code, body)
         if path in ("/", "/login", "/logout") or path.startswith(dashboard.STATIC):
@@ -121,8 +129,7 @@ class AdminRoot(Resource):
         if not public and not self._api_authorised(request):
             return self.unauthorised(request)
         if request.method not in (b"GET", b"HEAD"):
-            request.setHeader(b"allow", b"GET, HEAD")
-            return send_json(request, 405, {"error": "only GET is allowed"})
+            return only_get(request)
         gone = []
         request.notifyFinish().addErrback(gone.append)
         asked = self.snapshots()
@@ -155,8 +162,7 @@ class AdminRoot(Resource):
         if not self._api_authorised(request):
             return self.unauthorised(request)
         if request.method not in (b"GET", b"HEAD"):
-            request.setHeader(b"allow", b"GET, HEAD")
-            return send_json(request, 405, {"error": "only GET is allowed"})
+            return only_get(request)
         gone = []
         request.notifyFinish().addErrback(gone.append)
         d = self.snapshots()

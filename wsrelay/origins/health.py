@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from twisted.internet import defer
 from twisted.internet.protocol import Factory, Protocol
 
-from wsrelay.dial import origin_endpoint
-from wsrelay.frames import frame_header, new_mask
-from wsrelay.http import accept_for, new_key, status_of
+from wsrelay.origins.endpoint import origin_endpoint
+from wsrelay.edge.frames import frame_header, new_mask
+from wsrelay.edge.http import accept_for, new_key, status_of
 
 EJECTED, RETRYING, DOWN, UP = "ejected", "retrying", "down", "up"
 MAX_HEAD = 16384

@@ -1,19 +1,19 @@
 """
 Plain HTTP requests on HTTP/2 streams, for domains with `http = on`: each
-stream is the channel of one wsrelay.httpproxy.ProxyRequest, the HTTP
+stream is the channel of one wsrelay.edge.httpproxy.ProxyRequest, the HTTP
 pass-through's own request (routing, limits, origin pool with HTTP/1.1 to
 the origin, errors, access log, statistics), as twisted.web's H2Stream
 would drive it.
 
 What differs from HTTP/1.1 is only here: the head arrives as HEADERS (with
 `:authority` as Host), the response head leaves as HEADERS, the body's
-backpressure is the stream's flow-control window (wsrelay.h2stream), and a
+backpressure is the stream's flow-control window (wsrelay.edge.h2stream), and a
 response that must be cut resets its stream, not the connection.
 """
 
 from h2.errors import ErrorCodes
 
-from wsrelay.h2stream import _DROPPED, StreamTransport
+from wsrelay.edge.h2stream import _DROPPED, StreamTransport
 
 _NOT_FORWARDED = frozenset((b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding",
                             b"upgrade", b"te", b"host"))
@@ -81,7 +81,8 @@ class _Body:
 
 def proxy_request(edge, stream_id, server_name, pseudo, regular, ended):
     """Start proxying the request of a HEADERS frame; returns its RequestStream."""
-    from wsrelay.httpproxy import ClientConnection, ProxyRequest
+    from wsrelay.edge.httpbodies import ClientConnection
+    from wsrelay.edge.httpproxy import ProxyRequest
 
     class H2ProxyRequest(ProxyRequest):
         def cut_client(self):

@@ -16,7 +16,7 @@ from twisted.internet.address import IPv4Address, IPv6Address
 from twisted.logger import Logger
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory
 
-from wsrelay.proxyproto import ProxyHeaderError, parse_header
+from wsrelay.edge.proxyproto import ProxyHeaderError, parse_header
 
 log = Logger(namespace="wsrelay.proxy")
 

@@ -147,10 +147,10 @@ class Startup(service.MultiService):
 def makeService(options):
     from twisted.internet import reactor
 
-    from wsrelay.service import build_service
-    from wsrelay.signals import SignalHook
+    from wsrelay.process.service import build_service
+    from wsrelay.process.signals import SignalHook
 
-    from wsrelay.sdnotify import sd_notify
+    from wsrelay.process.sdnotify import sd_notify
 
     config = options.config
     try:
@@ -158,7 +158,7 @@ def makeService(options):
     except ConfigError as e:
         raise Refused(str(e))
     if options["worker"] is None and config.workers > 1:
-        from wsrelay.workers import WorkerGroup
+        from wsrelay.process.workers import WorkerGroup
 
         top = service.MultiService()
         group = WorkerGroup(config, config.workers, reactor, notify=sd_notify)
@@ -167,7 +167,7 @@ def makeService(options):
         return Startup(top, config)
     worker = options["worker"]
     if worker is not None:
-        from wsrelay.workers import become_worker
+        from wsrelay.process.workers import become_worker
 
         become_worker(os.getppid())
     store = config.accounting.build(reactor) if config.accounting is not None else None

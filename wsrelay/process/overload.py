@@ -22,7 +22,7 @@ from twisted.application import service
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
-from wsrelay.legs import unsent
+from wsrelay.edge.legs import unsent
 
 log = Logger(namespace="wsrelay.overload")
 

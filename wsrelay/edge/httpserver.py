@@ -1,10 +1,10 @@
 """
 One listener for WebSocket and plain HTTP. Front reads a connection's first
 request head and decides: a WebSocket upgrade, or any request for a known domain
-without `http = on`, goes to the WebSocket relay (wsrelay.legs.ClientLeg,
+without `http = on`, goes to the WebSocket relay (wsrelay.edge.legs.ClientLeg,
 which answers 426/404/431/... as ever); a plain request for a domain with
 `http = on` goes to ProxyChannel, twisted.web's HTTP/1.1 server channel whose
-requests are wsrelay.httpproxy.ProxyRequests. A WebSocket upgrade arriving
+requests are wsrelay.edge.httpproxy.ProxyRequests. A WebSocket upgrade arriving
 later on that keep-alive connection hands the transport and the bytes
 already read over to a ClientLeg, as if it had been the first request.
 
@@ -16,8 +16,9 @@ from twisted.internet.protocol import Protocol
 from twisted.web import http
 from zope.interface import directlyProvides, providedBy
 
-from wsrelay.http import check_request_head, error_response
-from wsrelay.httpproxy import ClientConnection, ProxyRequest
+from wsrelay.edge.http import check_request_head, error_response
+from wsrelay.edge.httpbodies import ClientConnection
+from wsrelay.edge.httpproxy import ProxyRequest
 
 MAX_HEAD = 16384  # the request head limit of both paths (legs.MAX_HEAD)
 

@@ -6,10 +6,10 @@ logged when both are gone.
 
 from twisted.logger import Logger
 
-from wsrelay.closing import (
+from wsrelay.edge.closing import (
     EXPIRED, IDLE, PEER_CLOSED, PEER_DEAD, PEER_GONE, RELOAD, SHUTDOWN, close_for_other_leg,
 )
-from wsrelay.timers import Heartbeat, IdleTimer, lifetime
+from wsrelay.edge.timers import Heartbeat, IdleTimer, lifetime
 
 log = Logger(namespace="wsrelay.session")
 

@@ -14,12 +14,12 @@ from twisted.internet import defer, error
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 
-from wsrelay.deflate import accept_origin_response, origin_offers
-from wsrelay.dial import origin_endpoint
-from wsrelay.health import probe
-from wsrelay.http import forwarded_headers, new_key, origin_request, response_headers
-from wsrelay.legs import OriginLeg, Refused
-from wsrelay.routing import NoOrigin
+from wsrelay.edge.deflate import accept_origin_response, origin_offers
+from wsrelay.origins.endpoint import origin_endpoint
+from wsrelay.origins.health import probe
+from wsrelay.edge.http import forwarded_headers, new_key, origin_request, response_headers
+from wsrelay.edge.legs import OriginLeg, Refused
+from wsrelay.origins.routing import NoOrigin
 from wsrelay.selectors import Handshake
 from wsrelay.tls import OriginCertificateError, check_server_name, origin_server_name, tls_handshake_problem
 
@@ -35,7 +35,7 @@ RELAY_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOME
 
 def origin_probe(reactor, domain, tls):
     """
-    wsrelay.health.origin_probe with the domain's origin TLS (origin_ca,
+    wsrelay.origins.health.origin_probe with the domain's origin TLS (origin_ca,
     origin_verify) and SNI (origin_sni, origin_host, else the domain's name).
     """
     health = domain.health

@@ -3,7 +3,7 @@ HTTP/2 at the edge: a TLS connection whose client chose `h2` by ALPN is
 served here, with the `h2` package's state machine.
 
 Each extended CONNECT with `:protocol = websocket` (RFC 8441) becomes a
-stream transport (wsrelay.h2stream) carrying an ordinary ClientLeg, fed the
+stream transport (wsrelay.edge.h2stream) carrying an ordinary ClientLeg, fed the
 equivalent HTTP/1.1 upgrade request: routing, origin choice, the held
 handshake, heartbeats, timeouts, close codes, compression and statistics
 are those of an HTTP/1.1 session, and the origin gets an HTTP/1.1 upgrade.
@@ -28,14 +28,13 @@ from h2.exceptions import H2Error
 from h2.settings import SettingCodes, Settings
 from hyperframe.frame import GoAwayFrame
 from twisted.internet import error
-from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
-from twisted.python.failure import Failure
 
-from wsrelay.config import normalize_host
-from wsrelay.h2stream import StreamTransport, response_head, safe
-from wsrelay.http import error_response, new_key
-from wsrelay.legs import MAX_HEAD, UPGRADE_TEXT
+from wsrelay.hosts import normalize_host
+from wsrelay.edge.h2stream import StreamTransport, response_head, safe
+from wsrelay.edge.http import error_response, new_key
+from wsrelay.edge.legs import MAX_HEAD, UPGRADE_TEXT
 from wsrelay.tls import covered, misdirected, names_of
 
 log = Logger(namespace="wsrelay.h2edge")
@@ -340,7 +339,7 @@ class H2Edge(Protocol):
         host = authority.decode("latin-1")
         domain = config.domain_for(host)
         if method != b"CONNECT" and getattr(domain, "http", False):  # HTTP pass-through (http = on)
-            from wsrelay.h2http import proxy_request
+            from wsrelay.edge.h2http import proxy_request
 
             proxy_request(self, stream_id, server_name, pseudo, regular, event.stream_ended)
             return
@@ -374,7 +373,7 @@ class H2Edge(Protocol):
             stream.remote_ended()
 
     def _answer(self, stream_id, status, text, ended, head_only=False):
-        """A complete response from the relay itself, as over HTTP/1.1 (wsrelay.http.error_response)."""
+        """A complete response from the relay itself, as over HTTP/1.1 (wsrelay.edge.http.error_response)."""
         response = error_response(status, text)
         head, _, body = response.partition(b"\r\n\r\n")
         _, headers = response_head(head)
@@ -463,49 +462,3 @@ class H2Edge(Protocol):
 def _peer(transport):
     peer = transport.getPeer()
     return getattr(peer, "host", str(peer))
-
-
-class _Chooser(Protocol):
-    """
-    Until the client's first bytes, a TLS connection is a ClientLeg (its
-    handshake timer runs from the accept); then, if ALPN chose h2, the leg
-    is dropped unseen and an H2Edge takes the connection. The chooser then
-    steps out of the path (the TLS layer talks to the chosen protocol).
-    """
-
-    def __init__(self, factory, addr):
-        self.factory = factory
-        self.addr = addr
-        self.chosen = None
-
-    def makeConnection(self, transport):
-        self.transport = transport
-        self.chosen = self.factory.wrapped.buildProtocol(self.addr)
-        self.chosen.makeConnection(transport)
-
-    def dataReceived(self, data):
-        chosen = self.chosen
-        if getattr(self.transport, "negotiatedProtocol", None) == b"h2" and not isinstance(chosen, H2Edge):
-            chosen.connectionLost(Failure(error.ConnectionDone("replaced by HTTP/2")))
-            chosen = self.chosen = H2Edge(self.factory.wrapped, self.addr)
-            chosen.makeConnection(self.transport)
-        if getattr(self.transport, "wrappedProtocol", None) is self:
-            self.transport.wrappedProtocol = chosen
-        chosen.dataReceived(data)
-
-    def connectionLost(self, reason):
-        self.chosen.connectionLost(reason)
-
-
-class ALPNFactory(Factory):
-    """Wraps a listener's RelayFactory: HTTP/1.1 (a ClientLeg) or HTTP/2 (an H2Edge), by ALPN."""
-
-    noisy = False
-
-    def __init__(self, wrapped):
-        self.wrapped = wrapped
-        self.relay = wrapped.relay
-
-    def buildProtocol(self, addr):
-        return _Chooser(self, addr)
-

@@ -8,7 +8,7 @@ them (cut) while it owns the connection.
 The pool keeps at most `origin_keepalive` idle connections per origin, like
 nginx's upstream `keepalive`; busy ones are not limited here (the limits
 bound requests). Twisted's own automatic retry is off: the request retries
-itself (wsrelay.httpproxy), so it knows which origin answered.
+itself (wsrelay.edge.httpproxy), so it knows which origin answered.
 """
 
 from twisted.protocols.policies import ProtocolWrapper, WrappingFactory

@@ -12,7 +12,7 @@ from twisted.application.internet import TimerService
 from twisted.internet import defer
 from twisted.logger import Logger
 
-from wsrelay.health import EJECTED, HealthBoard, HealthChecks, origin_probe
+from wsrelay.origins.health import EJECTED, HealthBoard, HealthChecks, origin_probe
 
 log = Logger(namespace="wsrelay.health")
 
