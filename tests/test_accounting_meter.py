@@ -109,3 +109,27 @@ def test_http_requests_are_metered_apart_from_sessions_with_their_status_when_th
                                    (DIMS[0], 300, DIMS[1], DIMS[2], 404): 1}
     assert batch.statuses == {(DIMS[0], 0, DIMS[1], DIMS[2], 101): 1}
     assert batch.http_peaks[(DIMS[0], 0, DIMS[1], DIMS[2])] == 2 and batch.peaks[(DIMS[0], 0, DIMS[1], DIMS[2])] == 1
+
+
+def test_sessions_and_client_bytes_are_counted_by_protocol_in_the_buckets_of_the_traffic():
+    """h1 and h2 sessions (and requests, and a refused handshake) land apart and add up to the traffic exactly."""
+    meter = Meter("n1", "run")
+    meter.opened("a", DIMS, traffic(200, 150), now=100.0)                       # HTTP/1.1
+    meter.opened("b", DIMS, traffic(180, 90), now=110.0, protocol="h2")
+    meter.fold_all(lambda token: {"a": traffic(700, 650), "b": traffic(380, 1090)}[token], now=250.0)
+    meter.ended("a", DIMS, traffic(900, 660), now=400.0, status=101)
+    meter.ended("b", DIMS, traffic(400, 2090), now=410.0, status=101, protocol="h1")  # the live session's own
+    meter.ended("x", DIMS, traffic(60, 40), now=420.0, status=421, protocol="h2")      # never opened
+    meter.opened("r", DIMS, traffic(50, 0), now=430.0, status=None, kind="http", protocol="h2")
+    meter.ended("r", DIMS, traffic(50, 500), now=431.0, status=200, kind="http")
+    batch = meter.take()
+    key = (DIMS[0], 0, DIMS[1], DIMS[2])
+    later = (DIMS[0], 300, DIMS[1], DIMS[2])
+    assert batch.protocols == {(*key, "h1"): (1, 700, 650), (*key, "h2"): (1, 380, 1090),
+                               (*later, "h1"): (0, 200, 10), (*later, "h2"): (0, 80, 1040)}
+    assert batch.http_protocols == {(*later, "h2"): (1, 50, 500)}
+    for bucket, keyed in ((0, key), (300, later)):
+        for name, i in (("client_bytes_in", 1), ("client_bytes_out", 2)):
+            assert column(batch, name, bucket) == sum(row[i] for k, row in batch.protocols.items() if k[:4] == keyed)
+    assert column(batch, "opened") == sum(row[0] for row in batch.protocols.values()) == 2
+    assert meter.take().protocols == {}

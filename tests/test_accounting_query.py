@@ -123,3 +123,22 @@ def test_kind_chooses_websocket_http_or_both_and_http_rows_count_requests():
         make_query(*window, traffic="https")
     with pytest.raises(QueryError, match="plain HTTP requests have no close codes"):
         make_query("closes", *window[1:], traffic="http")
+
+
+def test_protocol_points_sum_their_rows_per_protocol_and_name_both():
+    from wsrelay.accounting.query import make_query
+    rows = [{"bucket": T0, "protocol": "h1", "opened": 2, "client_bytes_in": 10, "client_bytes_out": 20,
+             "kind": "websocket"},
+            {"bucket": T0 + 300, "protocol": "h2", "opened": 1, "client_bytes_in": 5, "client_bytes_out": 7,
+             "kind": "websocket"},
+            {"bucket": T0 + 600, "protocol": "h2", "opened": 3, "client_bytes_in": 1, "client_bytes_out": 1,
+             "kind": "http"}]
+    query = make_query("protocols", "2023-11-15T00:00:00Z", "2023-11-15T02:00:00Z", "3600")
+    assert query.tables() == ["protocols_1h"]
+    points = query.answer([rows])["points"]
+    assert points[0]["protocols"] == {"h1": {"opened": 2, "bytes_in": 10, "bytes_out": 20},
+                                      "h2": {"opened": 1, "bytes_in": 5, "bytes_out": 7}}
+    assert points[1]["protocols"] == {"h1": {"opened": 0, "bytes_in": 0, "bytes_out": 0},
+                                      "h2": {"opened": 0, "bytes_in": 0, "bytes_out": 0}}
+    everything = make_query("protocols", "2023-11-15T00:00:00Z", "2023-11-15T01:00:00Z", "3600", traffic="all")
+    assert everything.answer([rows])["points"][0]["protocols"]["h2"] == {"opened": 4, "bytes_in": 6, "bytes_out": 8}

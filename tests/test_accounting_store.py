@@ -19,7 +19,7 @@ from twisted.internet import defer, reactor, task
 from twisted.trial import unittest
 from zope.interface.verify import verifyObject
 
-from tests import schema_v2
+from tests import schema_v2, schema_v3
 from tests.support import WAIT
 from wsrelay.accounting import schema
 from wsrelay.accounting.builtin import PostgreSQLFactory
@@ -65,6 +65,51 @@ class StoreContract:
         for table in ("statuses_5m", "statuses_1d"):
             found = {(p["kind"], p["status"]): p["count"] for p in await store.points(table, T0 - DAY, T0 + DAY)}
             self.assertEqual(found, {("websocket", 101): 1, ("http", 200): 2, ("http", 502): 1}, table)
+
+    async def test_points_by_protocol_are_kept_apart_rolled_up_and_expired(self):
+        """h1 and h2 points of each kind: sessions and client bytes, summed into hours and days, pruned per width."""
+        store = self.make_store()
+        key = ("a.example", T0, "private", "private")
+        later = ("a.example", T0 + 300, "private", "private")
+        await store.write(Batch("n1", "r1", 1, traffic={key: row(100, 3)},
+                                protocols={(*key, "h1"): (2, 10, 60), (*key, "h2"): (1, 5, 40)},
+                                http_protocols={(*key, "h2"): (4, 7, 9)}))
+        await store.write(Batch("n2", "r1", 1, protocols={(*later, "h2"): (1, 20, 30), (*key, "h2"): (0, 1, 2)}))
+        fine = {(p["bucket"], p["kind"], p["protocol"]): (p["opened"], p["client_bytes_in"], p["client_bytes_out"])
+                for p in await store.points("protocols_5m", T0, T0 + 600)}
+        self.assertEqual(fine, {(T0, "websocket", "h1"): (2, 10, 60), (T0, "websocket", "h2"): (1, 6, 42),
+                                (T0, "http", "h2"): (4, 7, 9), (T0 + 300, "websocket", "h2"): (1, 20, 30)})
+        for table in ("protocols_1h", "protocols_1d"):
+            coarse = {(p["bucket"], p["kind"], p["protocol"]): (p["opened"], p["client_bytes_in"],
+                                                               p["client_bytes_out"])
+                      for p in await store.points(table, T0 - DAY, T0 + DAY)}
+            self.assertEqual(coarse, {(T0, "websocket", "h1"): (2, 10, 60), (T0, "websocket", "h2"): (2, 26, 72),
+                                      (T0, "http", "h2"): (4, 7, 9)}, table)
+        await store.expire(T0 + 2 * DAY, {300: DAY, 3600: 3 * DAY, 86400: 3 * DAY})
+        self.assertEqual(await store.points("protocols_5m", T0 - DAY, T0 + DAY), [])
+        self.assertEqual(len(await store.points("protocols_1h", T0 - DAY, T0 + DAY)), 3)
+
+    async def test_a_version_3_database_is_upgraded_in_place_and_counts_by_protocol(self):
+        """Version 4 only adds the protocol tables: version-3 points stay as they were, new batches fill both."""
+        statements = list(schema_v3.STATEMENTS) + [
+            "INSERT INTO schema_version (version) VALUES (3)",
+            f"INSERT INTO traffic_5m (domain, bucket, region, isp, kind, client_bytes_out, opened) "
+            f"VALUES ('a.example', {T0}, 'private', 'private', 'http', 42, 1)",
+            f"INSERT INTO statuses_5m (domain, bucket, region, isp, kind, status, count) "
+            f"VALUES ('a.example', {T0}, 'private', 'private', 'websocket', 101, 1)",
+        ]
+        store = self.old_store(statements)
+        key = ("a.example", T0, "private", "private")
+        await store.write(Batch("n1", "r1", 1, http_traffic={key: row(8, 1)}, http_statuses={(*key, 200): 1},
+                                http_protocols={(*key, "h2"): (1, 3, 8)}))
+        self.assertEqual([(p["kind"], p["client_bytes_out"], p["opened"])
+                          for p in await store.points("traffic_5m", T0, T0 + 300)], [("http", 50, 2)])
+        statuses = {(p["kind"], p["status"]): p["count"] for p in await store.points("statuses_5m", T0, T0 + 300)}
+        self.assertEqual(statuses, {("websocket", 101): 1, ("http", 200): 1})
+        for table in ("protocols_5m", "protocols_1h", "protocols_1d"):
+            self.assertEqual([(p["kind"], p["protocol"], p["opened"], p["client_bytes_out"])
+                              for p in await store.points(table, T0 - DAY, T0 + DAY)], [("http", "h2", 1, 8)], table)
+        self.assertEqual(self.schema_version(), schema.VERSION)
 
     async def test_a_version_2_database_is_upgraded_in_place_and_keeps_its_points(self):
         """Points written before the kind column are WebSocket points, at every width; new ones of both kinds add to them."""

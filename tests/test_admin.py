@@ -84,8 +84,8 @@ def test_answers_without_sockets():
     assert ask(store, "/v1/statuses", WINDOW, token=None)[0] == 401
     assert ask(store, "/v1/statuses", WINDOW, token=b"x" * 22)[0] == 401
     assert ask(store, "/v1/volume", WINDOW) == (404, {"error": "no such resource: use /v1/traffic, "
-                                                               "/v1/connections, /v1/statuses, /v1/closes, /v1/top, /v1/usage, "
-                                                                   "/v1/sessions, /v1/overview"})
+                                                               "/v1/connections, /v1/statuses, /v1/closes, /v1/protocols, "
+                                                               "/v1/top, /v1/usage, /v1/sessions, /v1/overview"})
     assert ask(store, "/v1/statuses", WINDOW, method=b"POST")[0] == 405
     code, body = ask(store, "/v1/statuses", {**WINDOW, b"color": [b"red"]})
     assert code == 400 and body["error"].startswith("unknown parameter 'color': use domain, end, interval")

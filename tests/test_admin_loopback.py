@@ -114,7 +114,7 @@ def test_queries_answer_what_was_relayed_as_the_openapi_document_says(tmp_path):
 
                 def rest():
                     return {path: get(admin_port, path, window) for path in
-                            ("/v1/connections", "/v1/statuses", "/v1/closes")}
+                            ("/v1/connections", "/v1/statuses", "/v1/closes", "/v1/protocols")}
 
                 answers = await asyncio.to_thread(rest)
                 assert all(code == 200 for code, _ in answers.values())
@@ -124,6 +124,11 @@ def test_queries_answer_what_was_relayed_as_the_openapi_document_says(tmp_path):
                 assert max(p["peak_concurrent"] for p in connections) == 1
                 statuses = answers["/v1/statuses"][1]["points"]
                 assert sum(p["statuses"].get("101", 0) for p in statuses) == 2
+                by_protocol = [p["protocols"] for p in answers["/v1/protocols"][1]["points"]]
+                assert sum(p["h1"]["opened"] for p in by_protocol) == 2
+                assert sum(p["h1"]["bytes_out"] for p in by_protocol) == expected.totals["client_bytes_out"]
+                assert sum(p["h1"]["bytes_in"] for p in by_protocol) == expected.totals["client_bytes_in"]
+                assert sum(p["h2"]["opened"] + p["h2"]["bytes_in"] + p["h2"]["bytes_out"] for p in by_protocol) == 0
                 closes = [c for p in answers["/v1/closes"][1]["points"] for c in p["closes"]]
                 assert {"leg": "client", "code": 1000, "closed_by": "client", "count": 2} in closes
 

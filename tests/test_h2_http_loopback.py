@@ -77,6 +77,8 @@ def test_requests_and_a_websocket_share_one_h2_connection(make_relay, pki, cert)
             log = relay.log()
             assert '"GET /size/300000" 200' in log and '"POST /echo?x=1" 200' in log, log
             assert relay.session_lines(1)[0].endswith(" proto=h2")
+            access = [line for line in log.splitlines() if "[wsrelay.http#info]" in line]
+            assert len(access) >= 4 and all(line.endswith(" proto=h2") for line in access), access
 
     run(main(), timeout=WAIT * 6)
 

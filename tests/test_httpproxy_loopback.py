@@ -461,6 +461,6 @@ def test_forwarded_headers_and_origin_host(make_relay):
             assert seen["Forwarded"] == f"for=203.0.113.9;proto=http;host={HOST}"
             line = [l for l in pinned.log().splitlines() if "[wsrelay.http#info]" in l][-1]
             assert re.search(r'203\.0\.113\.9 app\.test "GET /echo" 200 127\.0\.0\.1:\d+ in=\d+B out=\d+B '
-                             r'ttfb=\d+\.\d+s \d+\.\d+s', line), line
+                             r'ttfb=\d+\.\d+s \d+\.\d+s proto=h1$', line), line
 
     run(scenario())

@@ -132,9 +132,21 @@ def test_health_endpoints_need_no_token_and_no_answer_names_a_server(tmp_path):
                     assert b"\r\nserver:" not in answer.lower().split(b"\r\n\r\n")[0] + b"\r\n"
                 async with connect(relay.url("/x")) as ws:
                     assert "server" not in {k.lower() for k in ws.response.headers.keys()}
+                # a session that keeps the drain going: its client never answers the relay's
+                # Close (the relay waits out its closing timeout), so the process is still
+                # draining, not gone, when /readyz is asked
+                reader, writer = await asyncio.open_connection("127.0.0.1", relay.port)
+                writer.write(upgrade_request(host="chat.example.com", path="/held"))
+                assert status_of(await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), WAIT)) == 101
                 relay.signal(15)  # draining: not ready any more, still alive
-                code, body = await asyncio.to_thread(api, admin_port, "/readyz", "GET", None)
+
+                def not_ready():
+                    code, body = api(admin_port, "/readyz", "GET", None)
+                    return (code, body) if code != 200 else None
+
+                code, body = await asyncio.to_thread(wait_until, not_ready, "/readyz 503 while draining")
                 assert (code, body["checks"]["not_draining"]) == (503, False)
+                writer.close()
 
     run(scenario())
 

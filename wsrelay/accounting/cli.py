@@ -17,6 +17,7 @@ HELP = {
     "connections": "sessions (or requests) opened and closed, peak concurrent ones, their seconds",
     "statuses": "HTTP status codes of handshakes (or requests)",
     "closes": "close codes per leg and who closed",
+    "protocols": "sessions (or requests) and client bytes by carrying protocol (h1, h2)",
 }
 
 

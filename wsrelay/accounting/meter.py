@@ -12,6 +12,11 @@ and `http` (a token is one plain HTTP request: `opened` counts requests,
 messages are requests and responses, frames stay 0). A Batch carries them
 in separate tables with the same keys.
 
+Each session and request is also counted by the protocol that carried its
+client leg (`h1`: HTTP/1.1, `h2`: a stream of an HTTP/2 connection): sessions
+opened and client bytes each way, folded with the traffic so that the
+protocols' points of a bucket add up exactly to its traffic point.
+
 Everything here takes `now` (seconds since the epoch); nothing reads a clock.
 """
 
@@ -26,6 +31,10 @@ _OPENED, _CLOSED, _SESSION_MS = len(TRAFFIC), len(TRAFFIC) + 1, len(TRAFFIC) + 2
 ZERO = (0,) * len(TRAFFIC)
 WEBSOCKET, HTTP = "websocket", "http"
 KINDS = (WEBSOCKET, HTTP)
+H1, H2 = "h1", "h2"
+PROTOCOLS = (H1, H2)
+PROTOCOL_COUNTS = ("opened", "client_bytes_in", "client_bytes_out")  # columns of a protocol point
+_BYTES_IN, _BYTES_OUT = TRAFFIC.index("client_bytes_in"), TRAFFIC.index("client_bytes_out")
 
 
 def bucket_of(now):
@@ -53,6 +62,8 @@ class Batch:
     Keys are (domain, bucket, region, isp); statuses add the status, closes
     add (leg, code, closed_by); peaks are this node's peak live sessions.
     The http_* tables hold plain HTTP requests the same way (no closes).
+    protocols (http_protocols) key (domain, bucket, region, isp, protocol) to
+    PROTOCOL_COUNTS.
     """
 
     node: str
@@ -65,10 +76,13 @@ class Batch:
     http_traffic: dict = field(default_factory=dict)
     http_peaks: dict = field(default_factory=dict)
     http_statuses: dict = field(default_factory=dict)
+    protocols: dict = field(default_factory=dict)
+    http_protocols: dict = field(default_factory=dict)
 
     def __bool__(self):
         return bool(self.traffic or self.peaks or self.statuses or self.closes
-                    or self.http_traffic or self.http_peaks or self.http_statuses)
+                    or self.http_traffic or self.http_peaks or self.http_statuses
+                    or self.protocols or self.http_protocols)
 
     def total(self, column, kind=WEBSOCKET):
         index = COUNTS.index(column)
@@ -80,12 +94,16 @@ class Batch:
             return self.http_traffic, self.http_peaks, self.http_statuses, {}
         return self.traffic, self.peaks, self.statuses, self.closes
 
+    def protocol_table(self, kind):
+        """The points of one kind by carrying protocol (see PROTOCOL_COUNTS)."""
+        return self.http_protocols if kind == HTTP else self.protocols
+
 
 class _Live:
-    __slots__ = ("dims", "totals", "ms", "kind")
+    __slots__ = ("dims", "totals", "ms", "kind", "protocol")
 
-    def __init__(self, dims, totals, ms, kind):
-        self.dims, self.totals, self.ms, self.kind = dims, totals, ms, kind
+    def __init__(self, dims, totals, ms, kind, protocol):
+        self.dims, self.totals, self.ms, self.kind, self.protocol = dims, totals, ms, kind, protocol
 
 
 class Meter:
@@ -100,23 +118,26 @@ class Meter:
 
     def _reset(self):
         self._tables = {kind: ({}, {}, {}, {}) for kind in KINDS}  # traffic, peaks, statuses, closes
+        self._protocols = {kind: {} for kind in KINDS}
 
     def __len__(self):
         """Keys held (what bounds the memory)."""
-        return sum(len(t[0]) + len(t[2]) + len(t[3]) for t in self._tables.values())
+        return (sum(len(t[0]) + len(t[2]) + len(t[3]) for t in self._tables.values())
+                + sum(map(len, self._protocols.values())))
 
     # -- what the relay reports --------------------------------------------------
 
-    def opened(self, token, dims, totals, now, status=101, kind=WEBSOCKET):
+    def opened(self, token, dims, totals, now, status=101, kind=WEBSOCKET, protocol=H1):
         """
         A session answered 101 (or a plain HTTP request began, kind http, its
         status counted when it ends): it is live from `now`; `totals` are its
-        counters so far.
+        counters so far; `protocol` carried its client leg (h1 or h2).
         """
         ms = _ms(now)
-        self._live[token] = _Live(dims, ZERO, ms, kind)
+        self._live[token] = _Live(dims, ZERO, ms, kind, protocol)
         row = self._row(dims, now, kind)
         row[_OPENED] += 1
+        self._protocol_row(dims, now, kind, protocol)[0] += 1
         if status is not None:
             self._count(self._tables[kind][2], (*self._key(dims, now), status))
         live = self._concurrent.get((*dims, kind), 0) + 1
@@ -133,18 +154,22 @@ class Meter:
         before = live.totals
         for i, value in enumerate(totals):
             row[i] += value - before[i]
+        by_protocol = self._protocol_row(live.dims, now, live.kind, live.protocol)
+        by_protocol[1] += totals[_BYTES_IN] - before[_BYTES_IN]
+        by_protocol[2] += totals[_BYTES_OUT] - before[_BYTES_OUT]
         live.totals = tuple(totals)
         ms = max(_ms(now), live.ms)
         for bucket, part in split_ms(live.ms, ms):
             self._row(live.dims, bucket, live.kind)[_SESSION_MS] += part
         live.ms = ms
 
-    def ended(self, token, dims, totals, now, status=None, closes=(), kind=WEBSOCKET):
+    def ended(self, token, dims, totals, now, status=None, closes=(), kind=WEBSOCKET, protocol=H1):
         """
         A session (or request) is over. A live one is folded a last time and
         closed (a request's status counted now); one that never opened (a
         refused or failed handshake, bytes no request took) is counted whole,
-        with its status if any. `closes`: (leg, code, closed_by) per leg that closed.
+        with its status if any, under `protocol`. `closes`: (leg, code,
+        closed_by) per leg that closed.
         """
         live = self._live.get(token)
         if live is not None:
@@ -166,6 +191,9 @@ class Meter:
             row = self._row(dims, now, kind)
             for i, value in enumerate(totals):
                 row[i] += value
+            by_protocol = self._protocol_row(dims, now, kind, protocol)
+            by_protocol[1] += totals[_BYTES_IN]
+            by_protocol[2] += totals[_BYTES_OUT]
             if status is not None:
                 self._count(self._tables[kind][2], (*self._key(dims, now), status))
         for leg, code, closed_by in closes:
@@ -187,7 +215,8 @@ class Meter:
         http_traffic, http_peaks, http_statuses, _ = self._tables[HTTP]
         batch = Batch(self.node, self.run, self.seq,
                       {key: tuple(row) for key, row in traffic.items()}, peaks, statuses, closes,
-                      {key: tuple(row) for key, row in http_traffic.items()}, http_peaks, http_statuses)
+                      {key: tuple(row) for key, row in http_traffic.items()}, http_peaks, http_statuses,
+                      *({key: tuple(row) for key, row in self._protocols[kind].items()} for kind in KINDS))
         self._reset()
         return batch
 
@@ -204,6 +233,14 @@ class Meter:
         row = traffic.get(key)
         if row is None:
             row = traffic[key] = [0] * len(COUNTS)
+        return row
+
+    def _protocol_row(self, dims, now, kind, protocol):
+        key = (*self._key(dims, now), protocol)
+        table = self._protocols[kind]
+        row = table.get(key)
+        if row is None:
+            row = table[key] = [0] * len(PROTOCOL_COUNTS)
         return row
 
     def _peak(self, dims, now, count, kind=WEBSOCKET):

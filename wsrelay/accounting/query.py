@@ -15,7 +15,8 @@ MAX_SPAN = 92 * DAY  # "three months"
 INTERVALS = (300, 3600, 86400)
 
 
-KINDS = ("traffic", "connections", "statuses", "closes")
+KINDS = ("traffic", "connections", "statuses", "closes", "protocols")
+PROTOCOLS = ("h1", "h2")  # what carried the client leg: HTTP/1.1, or a stream of an HTTP/2 connection
 LEGS = ("client", "origin")
 # Which traffic a query counts: WebSocket sessions, plain HTTP requests, or both.
 TRAFFIC_KINDS = ("websocket", "http", "all")
@@ -69,6 +70,8 @@ class Query:
             points = connections_series(fetched[0], fetched[1], self.start, self.end, self.interval)
         elif self.kind == "statuses":
             points = status_series(fetched[0], self.start, self.end, self.interval)
+        elif self.kind == "protocols":
+            points = protocol_series(fetched[0], self.start, self.end, self.interval)
         else:
             points = close_series(fetched[0], self.start, self.end, self.interval, self.legs)
         first, last = self.bounds()
@@ -279,6 +282,32 @@ def status_series(rows, start, end, interval):
         counts = found.get(at, {})
         points.append({"start": at, "total": sum(counts.values()),
                        "statuses": {k: counts[k] for k in sorted(counts, key=int)}})
+    return points
+
+
+def protocol_series(rows, start, end, interval):
+    """
+    Points of `interval` seconds from protocol rows (protocols_*): per
+    carrying protocol (h1, h2; both always present) the sessions (or plain
+    HTTP requests) `opened` and the client leg's `bytes_in` and `bytes_out`.
+    Summed over the protocols they equal the traffic and connections points'
+    bytes and `opened` of the same filters.
+    """
+    first, last = align(start, end, interval)
+    found = {}
+    for row in rows:
+        at = row["bucket"] // interval * interval
+        if first <= at < last:
+            sums = found.setdefault((at, row["protocol"]), [0, 0, 0])
+            sums[0] += row["opened"]
+            sums[1] += row["client_bytes_in"]
+            sums[2] += row["client_bytes_out"]
+    points = []
+    for at in _starts(start, end, interval):
+        names = sorted(set(PROTOCOLS) | {p for a, p in found if a == at})
+        points.append({"start": at, "protocols": {
+            name: dict(zip(("opened", "bytes_in", "bytes_out"), found.get((at, name), (0, 0, 0))))
+            for name in names}})
     return points
 
 

@@ -5,9 +5,9 @@ additive upserts of a Batch and the rollups that recompute the 1-hour and
 Placeholders are written `?` (the stores translate them). See docs/statistics.md.
 """
 
-from wsrelay.accounting.meter import COUNTS, HTTP, WEBSOCKET
+from wsrelay.accounting.meter import COUNTS, HTTP, PROTOCOL_COUNTS, WEBSOCKET
 
-VERSION = 3
+VERSION = 4
 WIDTHS = (300, 3600, 86400)
 SUFFIX = {300: "5m", 3600: "1h", 86400: "1d"}
 DIMS = ("domain", "bucket", "region", "isp", "kind")
@@ -37,7 +37,21 @@ def point_tables():
         tables[f"statuses_{s}"] = f"{_dims()}, status INTEGER NOT NULL, count {_INT}, {_KEY}, status)"
         tables[f"closes_{s}"] = (f"{_dims()}, leg {_TEXT}, code INTEGER NOT NULL, closed_by {_TEXT}, "
                                  f"count {_INT}, {_KEY}, leg, code, closed_by)")
+    tables.update(protocol_tables())
     return tables
+
+
+def protocol_tables():
+    """{table name: definition} of the points by carrying protocol (h1, h2), as of version 4."""
+    counts = ", ".join(f"{name} {_INT}" for name in PROTOCOL_COUNTS)
+    return {f"protocols_{SUFFIX[width]}": f"{_dims()}, protocol {_TEXT}, {counts}, {_KEY}, protocol)"
+            for width in WIDTHS}
+
+
+def _protocol_upgrade():
+    """Version 4: the protocol tables, created empty (older points were not counted by protocol)."""
+    statements = [f"CREATE TABLE {name} ({columns})" for name, columns in protocol_tables().items()]
+    return statements + [f"CREATE INDEX {name}_bucket ON {name} (bucket)" for name in protocol_tables()]
 
 
 def create_statements():
@@ -73,6 +87,8 @@ def _kind_upgrade():
     """
     statements = []
     for name, columns in point_tables().items():
+        if name.startswith("protocols_"):
+            continue  # version 4's
         listed = ", ".join(_columns(columns))
         statements += [
             f"DROP INDEX {name}_bucket",
@@ -92,7 +108,7 @@ BILLING_TABLE = [
 ]
 
 # Each version's upgrade from the one before: statements run in one transaction.
-UPGRADES = {2: BILLING_TABLE, 3: _kind_upgrade()}
+UPGRADES = {2: BILLING_TABLE, 3: _kind_upgrade(), 4: _protocol_upgrade()}
 
 # A domain's (method, cycle) recorded when it differs from the last one recorded
 # (args: domain, changed_ms, method, cycle, node, domain, method, cycle). Milliseconds: two
@@ -138,19 +154,27 @@ UPSERT_CLOSE = (
     "INSERT INTO closes_5m (domain, bucket, region, isp, kind, leg, code, closed_by, count) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (domain, bucket, region, isp, kind, leg, code, closed_by) "
     "DO UPDATE SET count = closes_5m.count + excluded.count")
+_PROTOCOL_COLUMNS = ", ".join(PROTOCOL_COUNTS)
+UPSERT_PROTOCOL = (
+    f"INSERT INTO protocols_5m (domain, bucket, region, isp, kind, protocol, {_PROTOCOL_COLUMNS}) "
+    f"VALUES (?, ?, ?, ?, ?, ?, {', '.join('?' for _ in PROTOCOL_COUNTS)}) "
+    f"ON CONFLICT (domain, bucket, region, isp, kind, protocol) DO UPDATE SET "
+    + ", ".join(f"{c} = protocols_5m.{c} + excluded.{c}" for c in PROTOCOL_COUNTS))
 CLAIM_BATCH = "INSERT INTO batches (node, run, seq, written) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING"
 
 
 def batch_rows(batch):
     """(statement, [parameters]) pairs adding a Batch's points (both kinds) to the 5-minute tables."""
-    traffic, peaks, statuses, closes = [], [], [], []
+    traffic, peaks, statuses, closes, protocols = [], [], [], [], []
     for kind in (WEBSOCKET, HTTP):
+        protocols += [(*key[:4], kind, key[4], *row) for key, row in batch.protocol_table(kind).items()]
         t, p, s, c = batch.tables(kind)
         traffic += [(*key, kind, *row) for key, row in t.items()]
         peaks += [(*key, kind, batch.node, peak) for key, peak in p.items()]
         statuses += [(*key[:4], kind, *key[4:], count) for key, count in s.items()]
         closes += [(*key[:4], kind, *key[4:], count) for key, count in c.items()]
-    return [(upsert_traffic(), traffic), (UPSERT_PEAK, peaks), (UPSERT_STATUS, statuses), (UPSERT_CLOSE, closes)]
+    return [(upsert_traffic(), traffic), (UPSERT_PEAK, peaks), (UPSERT_STATUS, statuses), (UPSERT_CLOSE, closes),
+            (UPSERT_PROTOCOL, protocols)]
 
 
 def touched(batch, width):
@@ -159,6 +183,7 @@ def touched(batch, width):
     for kind in (WEBSOCKET, HTTP):
         for table in batch.tables(kind):
             keys += list(table)
+        keys += list(batch.protocol_table(kind))
     return sorted({key[1] // width * width for key in keys})
 
 
@@ -196,6 +221,12 @@ def rollup_statements(fine, coarse, start):
          f"SELECT domain, ?, region, isp, kind, leg, code, closed_by, SUM(count) FROM closes_{f} "
          f"WHERE bucket >= ? AND bucket < ? GROUP BY domain, region, isp, kind, leg, code, closed_by",
          (start, start, end)),
+        (f"DELETE FROM protocols_{c} WHERE bucket = ?", (start,)),
+        (f"INSERT INTO protocols_{c} (domain, bucket, region, isp, kind, protocol, {_PROTOCOL_COLUMNS}) "
+         f"SELECT domain, ?, region, isp, kind, protocol, "
+         + ", ".join(f"SUM({name})" for name in PROTOCOL_COUNTS)
+         + f" FROM protocols_{f} WHERE bucket >= ? AND bucket < ? GROUP BY domain, region, isp, kind, protocol",
+         (start, start, end)),
     ]
 
 
@@ -214,7 +245,7 @@ def expire_statements(now, retention):
     statements = []
     for width in WIDTHS:
         cutoff = int(now - retention[width]) // width * width
-        tables = ["traffic", "statuses", "closes"] + (["peaks"] if width == 300 else [])
+        tables = ["traffic", "statuses", "closes", "protocols"] + (["peaks"] if width == 300 else [])
         statements += [(f"DELETE FROM {t}_{SUFFIX[width]} WHERE bucket < ?", (cutoff,)) for t in tables]
     # a batch is retried within minutes or hours; its id is kept for the life of its 5-minute points
     statements.append(("DELETE FROM batches WHERE written < ?", (int(now - retention[300]),)))
@@ -227,4 +258,5 @@ def billing_rows(rows):
              "cycle": row["cycle"]} for row in rows]
 
 
-TABLES = {f"{t}_{SUFFIX[w]}" for t in ("traffic", "statuses", "closes") for w in WIDTHS} | {"peaks_5m"}
+TABLES = ({f"{t}_{SUFFIX[w]}" for t in ("traffic", "statuses", "closes", "protocols") for w in WIDTHS}
+          | {"peaks_5m"})

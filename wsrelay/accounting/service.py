@@ -13,7 +13,7 @@ from twisted.application.internet import TimerService
 from twisted.internet import defer
 from twisted.logger import Logger
 
-from wsrelay.accounting.meter import HTTP, LEG_FIELDS, Meter
+from wsrelay.accounting.meter import H1, HTTP, LEG_FIELDS, Meter
 
 log = Logger(namespace="wsrelay.accounting")
 
@@ -31,6 +31,11 @@ def totals(session):
         counters = leg.counters if leg is not None else None
         values.extend(getattr(counters, name) if counters is not None else 0 for name in LEG_FIELDS)
     return tuple(values)
+
+
+def _protocol(session):
+    """What carried the client leg: h1 or h2 (what has no such attribute is HTTP/1.1)."""
+    return getattr(session, "protocol", None) or H1
 
 
 def closes(session):
@@ -74,7 +79,7 @@ class Accounting(TimerService):
     def session_opened(self, session):
         session.accounting_dims = dims = self.dims(session)
         self._sessions[id(session)] = session
-        self.meter.opened(id(session), dims, totals(session), self.clock.seconds())
+        self.meter.opened(id(session), dims, totals(session), self.clock.seconds(), protocol=_protocol(session))
 
     def session_ended(self, session):
         token = id(session)
@@ -83,13 +88,14 @@ class Accounting(TimerService):
             return  # a bare TCP probe
         dims = getattr(session, "accounting_dims", None) or self.dims(session)
         self.meter.ended(token, dims, totals(session), self.clock.seconds(),
-                         status=session.status, closes=closes(session))
+                         status=session.status, closes=closes(session), protocol=_protocol(session))
 
     def request_started(self, request):
         """A plain HTTP request was admitted and goes to an origin: live (kind http) from now."""
         request.accounting_dims = dims = self.dims(request)
         self._sessions[id(request)] = request
-        self.meter.opened(id(request), dims, totals(request), self.clock.seconds(), status=None, kind=HTTP)
+        self.meter.opened(id(request), dims, totals(request), self.clock.seconds(), status=None, kind=HTTP,
+                          protocol=_protocol(request))
 
     def request_ended(self, request):
         """A plain HTTP request is over (answered, refused, cut or abandoned): its status and last bytes."""
@@ -97,7 +103,8 @@ class Accounting(TimerService):
         self._sessions.pop(token, None)
         dims = request.accounting_dims or self.dims(request)
         request.connection.last_dims = dims
-        self.meter.ended(token, dims, totals(request), self.clock.seconds(), status=request.status, kind=HTTP)
+        self.meter.ended(token, dims, totals(request), self.clock.seconds(), status=request.status, kind=HTTP,
+                         protocol=_protocol(request))
 
     def http_leftover(self, connection, received, sent):
         """Bytes of a client connection that no request took (a partial head, say): traffic of its last domain."""

@@ -1,6 +1,6 @@
 """
 The admin API as a twisted.web resource: GET /v1/{traffic, connections,
-statuses, closes}?start=...&end=...&interval=...&domain=...&region=...&isp=...&kind=...
+statuses, closes, protocols}?start=...&end=...&interval=...&domain=...&region=...&isp=...&kind=...
 answered as JSON (kind: websocket, the default, http or all), and GET /v1/usage?start=...&end=...&domain=...&format=json|csv,
 the billing report (docs/openapi.yaml). Every request needs
 `Authorization: Bearer TOKEN` (compared in constant time) or the dashboard's

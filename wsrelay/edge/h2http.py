@@ -103,6 +103,7 @@ def proxy_request(edge, stream_id, server_name, pseudo, regular, ended):
     stream = RequestStream(edge, stream_id, server_name, connection, method, path)
     connection.transport = stream        # the SNI/Host check (421) per stream, coalescing included
     request = H2ProxyRequest(stream, False, connection)
+    request.protocol = "h2"
     stream.request = request
     stream.protocol = _Body(request, connection)
     length = 0 if ended else None

@@ -69,6 +69,7 @@ class ProxyRequest(OriginExchange, http.Request):
         self.counters = HTTPCounters()          # the client leg
         self.origin_counters = HTTPCounters()   # the origin leg
         self.accounting_dims = None
+        self.protocol = "h1"        # what carries the request: h1 (HTTP/1.x) or h2 (an HTTP/2 stream)
         self._announced = None      # the body length the head announced (None: chunked)
         self._body = None           # RequestBody while the client still sends one
         self._body_complete = False
@@ -352,6 +353,7 @@ class ProxyRequest(OriginExchange, http.Request):
             "{client_ip} {domain} \"{method} {path}\" {status} {origin} "
             "in={client_bytes_in}B out={client_bytes_out}B ttfb={ttfb_text} {duration:.3f}s"
             + (" cut: {cut}" if record["cut"] else "")
+            + " proto={protocol}"
             + (" worker={worker}" if record["worker"] is not None else ""),
             ttfb_text="-" if record["ttfb"] is None else f"{record['ttfb']:.3f}s", **record)
 
@@ -376,6 +378,7 @@ class ProxyRequest(OriginExchange, http.Request):
             "ttfb": self.ttfb,
             "duration": now - self.started,
             "cut": self._cut_reason,
+            "protocol": self.protocol,
             "worker": getattr(self.relay, "worker", None),
         }
 
