@@ -365,3 +365,28 @@ def test_a_handshake_pretty_prints_nothing_for_a_dropped_debug_line(monkeypatch)
     options = [("openHandshakeTimeout", 5, "RelayFactory")]
     assert "\n{attrs}".format(attrs=protocol.pformat(options)) == "\n" + real(pprint.PrettyPrinter(), options)
     assert printed == [options]
+
+
+def test_a_handshake_colours_no_debug_argument_for_a_dropped_debug_line(monkeypatch):
+    """Autobahn colours a function's name or a value (hltype, hlval, through click) for a dozen
+    debug lines per connection; they are formatted only when read, and then read the same."""
+    from autobahn import util
+    from autobahn.twisted import websocket as twisted_websocket
+    from autobahn.websocket import protocol
+
+    coloured = []
+    real = util.hl
+    monkeypatch.setattr(util, "hl", lambda text, **kw: coloured.append(text) or real(text, **kw))
+    h = Harness()
+    h.send(request())
+    proto, wire = h.connect_origin()
+    h.answer(proto, wire)
+    assert h.status() == 101
+    assert coloured == []
+    assert "{func}".format(func=protocol.hltype(_coloured_marker)) == util.hltype(_coloured_marker)
+    assert str(twisted_websocket.hlval(42)) == util.hlval(42)
+    assert coloured
+
+
+def _coloured_marker():
+    """A function for the hltype comparison above (its qualified name is what is coloured)."""

@@ -7,6 +7,7 @@ responses the relay gives. No sockets here.
 import base64
 import hashlib
 import os
+import re
 from http import HTTPStatus
 
 # Headers that belong to the hop or to the WebSocket handshake itself: the
@@ -31,6 +32,8 @@ _TOKEN_CHARS = frozenset(
     "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 )
 WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+# A header name: one or more token characters (a regex: a per-character loop was 1.5 % of a connect).
+_HEADER_NAME = re.compile(b"[" + re.escape("".join(sorted(_TOKEN_CHARS)).encode()) + b"]+")
 
 
 def check_request_head(head):
@@ -50,7 +53,7 @@ def check_request_head(head):
         if line[:1] in (b" ", b"\t"):
             return "obsolete header line folding"
         name, colon, _ = line.partition(b":")
-        if not colon or not name or any(chr(c) not in _TOKEN_CHARS for c in name):
+        if not colon or _HEADER_NAME.fullmatch(name) is None:
             return "malformed header line"
     return None
 

@@ -119,6 +119,9 @@ class _Leg(FrameCopy):
     _sock = None              # the socket, when the transport is plain TCP: written to directly
     _pass_left = 0            # payload bytes of a pumped frame still to pass through to the other leg
     _in_mask = 0              # the MASK bit frames from this leg's peer must carry (0x80 from clients)
+    # Autobahn's _connectionMade copies each of these options into the protocol (hasattr, then getattr:
+    # two misses through __getattr__ per option per leg, 6 % of a connect); they are read from the factory.
+    CONFIG_ATTRS = ()
 
     def connectionMade(self):
         self.counters = LegCounters()
