@@ -114,11 +114,17 @@ class Meter:
         self.seq = 0
         self._live = {}          # token -> _Live
         self._concurrent = {}    # (domain, region, isp, kind) -> live sessions (requests) now
-        self._reset()
-
-    def _reset(self):
+        # made once and emptied by each take(): tables made anew at every flush would, after a
+        # flush during a connection storm, sit in the storm's small-object arenas and pin them
         self._tables = {kind: ({}, {}, {}, {}) for kind in KINDS}  # traffic, peaks, statuses, closes
         self._protocols = {kind: {} for kind in KINDS}
+
+    def _reset(self):
+        for tables in self._tables.values():
+            for table in tables:
+                table.clear()
+        for table in self._protocols.values():
+            table.clear()
 
     def __len__(self):
         """Keys held (what bounds the memory)."""
@@ -214,8 +220,8 @@ class Meter:
         traffic, peaks, statuses, closes = self._tables[WEBSOCKET]
         http_traffic, http_peaks, http_statuses, _ = self._tables[HTTP]
         batch = Batch(self.node, self.run, self.seq,
-                      {key: tuple(row) for key, row in traffic.items()}, peaks, statuses, closes,
-                      {key: tuple(row) for key, row in http_traffic.items()}, http_peaks, http_statuses,
+                      {key: tuple(row) for key, row in traffic.items()}, dict(peaks), dict(statuses), dict(closes),
+                      {key: tuple(row) for key, row in http_traffic.items()}, dict(http_peaks), dict(http_statuses),
                       *({key: tuple(row) for key, row in self._protocols[kind].items()} for kind in KINDS))
         self._reset()
         return batch

@@ -15,6 +15,7 @@ from decimal import Decimal
 from functools import lru_cache
 
 from wsrelay.accounting import schema
+from wsrelay.accounting.meter import Batch
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,25 @@ def write_batch(db, dialect, batch, now):
         return True
 
     return transaction(db, dialect, work)
+
+
+def prepare_writes(db, dialect):
+    """
+    Compile a batch write's statements (and its rollups') into the connection's
+    statement cache now, at connect: compiled at the first flush with traffic,
+    in the middle of a connection storm, the cached statements and their SQL
+    text would stay in the small-object arenas the storm's sessions used and
+    keep those arenas from being given back when the sessions end.
+    """
+    statements = [schema.CLAIM_BATCH] + [statement for statement, _ in schema.batch_rows(Batch("", "", 0))]
+    statements += [statement for statement, _ in schema.rollup_statements(300, 3600, 0)]
+    statements += [statement for statement, _ in schema.rollup_statements(3600, 86400, 0)]
+    cursor = db.cursor()
+    try:
+        for statement in statements:
+            cursor.executemany(dialect.sql(statement), [])  # no rows: compiled and cached, nothing run
+    finally:
+        cursor.close()
 
 
 def run_statements(db, dialect, statements):

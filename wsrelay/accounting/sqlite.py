@@ -31,6 +31,7 @@ def open_database(path, busy_timeout):
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=NORMAL")
         sql.prepare_schema(db, SQLITE, path)
+        sql.prepare_writes(db, SQLITE)
     except BaseException:
         db.close()
         raise

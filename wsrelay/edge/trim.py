@@ -81,6 +81,10 @@ class Trimmer:
         self._trim_call = None
         self.reclaims = 0
         self.trims = 0
+        if trim is trim_heap:
+            # looked up now, at startup: at the first trim, in the middle of a storm, the lookup's
+            # long-lived objects (ctypes types, a regex) would pin the storm's small-object arenas
+            glibc_malloc_trim()
 
     def session_ended(self):
         self._ended += 1
