@@ -133,3 +133,21 @@ def test_sessions_and_client_bytes_are_counted_by_protocol_in_the_buckets_of_the
             assert column(batch, name, bucket) == sum(row[i] for k, row in batch.protocols.items() if k[:4] == keyed)
     assert column(batch, "opened") == sum(row[0] for row in batch.protocols.values()) == 2
     assert meter.take().protocols == {}
+
+
+def test_a_taken_batch_stays_as_taken_while_the_meter_counts_on():
+    # a batch the store could not write is retried as it is: what the meter counts after the take
+    # (the meter's tables are kept and emptied, not made anew) must not reach it
+    meter = Meter("n1", "run")
+    meter.ended("a", DIMS, traffic(10, 20), now=100.0, status=403)
+    meter.ended("b", DIMS, traffic(10, 20), now=100.0, status=101, closes=[("client", 1000, "client")])
+    first = meter.take()
+    before = (dict(first.traffic), dict(first.statuses), dict(first.closes), dict(first.peaks),
+              dict(first.protocols))
+    meter.opened("c", DIMS, traffic(5, 5), now=100.0)
+    meter.ended("c", DIMS, traffic(5, 5), now=110.0, status=101, closes=[("client", 1001, "client")])
+    meter.ended("d", DIMS, traffic(1, 1), now=110.0, status=403)
+    second = meter.take()
+    assert (first.traffic, first.statuses, first.closes, first.peaks, first.protocols) == before
+    assert sum(first.statuses.values()) == 2 and sum(second.statuses.values()) == 2
+    assert second.peaks and not first.peaks

@@ -181,6 +181,8 @@ class Meter:
         if live is not None:
             self.fold(token, totals, now)
             del self._live[token]
+            if not self._live:
+                self._live = {}  # a dict never shrinks: after a storm, its table would stay at the peak's size
             dims, kind = live.dims, live.kind
             row = self._row(dims, now, kind)
             row[_CLOSED] += 1

@@ -84,6 +84,8 @@ class Accounting(TimerService):
     def session_ended(self, session):
         token = id(session)
         self._sessions.pop(token, None)
+        if not self._sessions:
+            self._sessions = {}  # a dict never shrinks: after a storm, its table would stay at the peak's size
         if session.client is None or session.client.counters is None or session.client.counters.bytes_in == 0:
             return  # a bare TCP probe
         dims = getattr(session, "accounting_dims", None) or self.dims(session)

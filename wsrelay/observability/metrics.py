@@ -139,6 +139,8 @@ class Metrics:
         domain = domain_label(session)
         was_live = session in self._live
         self._live.discard(session)
+        if not self._live:
+            self._live = set()  # a set never shrinks: after a storm, its table would stay at the peak's size
         if not was_live and session.status is not None:
             _add(self.handshakes, (domain, status_label(session.status)))
         for (leg, direction, what), value in _traffic(session).items():
