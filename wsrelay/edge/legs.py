@@ -13,13 +13,13 @@ pings, close) wait until it ends. See docs/wire.md.
 """
 
 from autobahn.twisted.websocket import WebSocketClientProtocol, WebSocketServerProtocol
-from autobahn.websocket.protocol import TrafficStats, WebSocketProtocol
 from autobahn.websocket.types import ConnectionDeny
 from OpenSSL.SSL import Error as SSLError
 from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from wsrelay.edge.atrest import OPTIONS, compact, release, settle_class
 from wsrelay.edge.closing import PEER_CLOSED, PEER_ERROR, encode_reason
 from wsrelay.edge.deflate import accept_client_offer, refuse_offers
 from wsrelay.edge.http import check_request_head, error_response, request_target, status_of
@@ -41,29 +41,6 @@ quiet_autobahn_pformat()
 
 
 UPGRADE_TEXT = "This is a WebSocket relay: connect with a WebSocket client (Upgrade: websocket)."
-
-
-# Memory per session (bench/README.md). Autobahn copies its options from the
-# factory into every protocol and keeps some forty more attributes that stay
-# None/False for most of a session: an 80-entry dict per leg. The legs read the
-# options from their factory instead (__getattr__), and once a session is open
-# (compact) an attribute still at its usual value lives on the class.
-_OPTIONS = frozenset(WebSocketProtocol.CONFIG_ATTRS_COMMON + WebSocketProtocol.CONFIG_ATTRS_SERVER
-                     + WebSocketProtocol.CONFIG_ATTRS_CLIENT)
-_HANDSHAKE_LEFTOVERS = (
-    "http_request_data", "http_headers", "http_request_params", "http_response_data", "http_status_line",
-    "http_request_uri", "http_request_path", "http_request_host", "websocket_origin", "websocket_protocols",
-    "websocket_extensions", "_wskey", "websocket_key", "_request", "_client_open", "_head_timer")
-_AT_REST = dict.fromkeys(_HANDSHAKE_LEFTOVERS + (
-    "trackedTimings", "_perMessageCompress", "wasNotCleanReason", "localCloseCode", "localCloseReason",
-    "remoteCloseCode", "remoteCloseReason", "openHandshakeTimeoutCall", "closeHandshakeTimeoutCall",
-    "autoPingTimeoutCall", "autoPingPendingCall", "autoPingPending", "autoPingPendingSeq",
-    "autoPingPendingSent", "current_frame", "websocket_protocol_in_use"), None)
-_AT_REST.update(dict.fromkeys((
-    "triggered", "wasMaxFramePayloadSizeExceeded", "wasMaxMessagePayloadSizeExceeded", "closedByMe",
-    "failedByMe", "droppedByMe", "wasClean", "wasServerConnectionDropTimeout", "wasOpenHandshakeTimeout",
-    "wasCloseHandshakeTimeout", "wasServingFlashSocketPolicyFile", "inside_message", "_awaiting_origin",
-    "_registered"), False))
 
 
 class Refused(ConnectionDeny):
@@ -159,28 +136,19 @@ class _Leg(FrameCopy):
 
     def __getattr__(self, name):
         """Autobahn's options, read from the factory rather than copied into every leg."""
-        if name in _OPTIONS:
+        if name in OPTIONS:
             factory = self.__dict__.get("factory")
             if factory is not None:
                 return getattr(factory, name)
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def compact(self):
-        """
-        The session is open: let go of the handshake's bytes and headers, and
-        keep in this leg's own dict only what differs from the class's values
-        (a fresh, small dict: a dict never shrinks by itself).
-        """
-        keep = {}
-        for name, value in self.__dict__.items():
-            if name in _AT_REST and (name in _HANDSHAKE_LEFTOVERS or value is _AT_REST[name]):
-                continue
-            if name == "send_queue" and not value:  # only Autobahn's sendData (replaced here) queues
-                continue
-            if name == "trafficStats":              # nobody reads Autobahn's; the legs count their own
-                continue
-            keep[name] = value
-        self.__dict__ = keep
+        """The session is open: keep only what an open leg needs (wsrelay/edge/atrest.py)."""
+        compact(self)
+
+    def release(self):
+        """The session has ended: break this leg's reference cycles (wsrelay/edge/atrest.py)."""
+        release(self)
 
     def registerProducer(self, producer, streaming):
         self.transport.registerProducer(producer, streaming)
@@ -269,8 +237,10 @@ class _Leg(FrameCopy):
 
     def connectionLost(self, reason):
         self.lost = True
-        if self._close_timer is not None and self._close_timer.active():
-            self._close_timer.cancel()
+        if self._close_timer is not None:
+            if self._close_timer.active():
+                self._close_timer.cancel()
+            self._close_timer = None
         if self.heartbeat is not None:
             self.heartbeat.stop()
         # Autobahn's own connectionLost only adds logging, at error level for every
@@ -282,12 +252,7 @@ class _Leg(FrameCopy):
             self.session.leg_lost(self.side)
 
 
-for _name, _value in _AT_REST.items():
-    if not hasattr(_Leg, _name):
-        setattr(_Leg, _name, _value)
-_Leg.send_queue = ()                # empty: nothing is ever queued (see compact)
-_Leg.trafficStats = TrafficStats()  # one sink for every compacted leg's (unread) statistics
-del _name, _value
+settle_class(_Leg)
 
 
 class ClientLeg(_Leg, WebSocketServerProtocol):

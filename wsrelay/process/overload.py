@@ -12,9 +12,6 @@ LOW_WATER. A pure decision core (Overload) and a thin shell
 every SAMPLE_INTERVAL seconds, never per packet.
 """
 
-import ctypes
-import ctypes.util
-import gc
 import os
 from dataclasses import dataclass
 
@@ -23,6 +20,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from wsrelay.edge.legs import unsent
+from wsrelay.edge.trim import collect_and_trim
 
 log = Logger(namespace="wsrelay.overload")
 
@@ -86,28 +84,14 @@ def resident_bytes(statm="/proc/self/statm"):
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def _malloc_trim():
-    name = ctypes.util.find_library("c")
-    try:
-        trim = ctypes.CDLL(name).malloc_trim
-    except (OSError, AttributeError, TypeError):
-        return lambda: None  # not glibc: freed memory goes back the allocator's own way
-    trim.argtypes = [ctypes.c_size_t]
-    return lambda: trim(0)
-
-
-_trim = _malloc_trim()
-
-
 def release_free_memory():
     """
     Hand the closed sessions' memory back to the system (Envoy's shrink-heap
-    action): a protocol and its transport refer to each other, so their
-    buffers wait for the cycle collector; and glibc keeps freed heap pages
-    mapped until malloc_trim. Only after closes, never on a timer.
+    action): whatever is left in reference cycles is collected, and glibc's
+    freed heap pages are unmapped (wsrelay/edge/trim.py, shared with the
+    relay's trims after mass closes). Only after closes, never on a timer.
     """
-    gc.collect()
-    _trim()
+    collect_and_trim()
 
 
 class OverloadGuard(service.Service):

@@ -65,7 +65,8 @@ class Relay:
         self.worker = None  # this process's pid when it is one worker of several (in the session log)
         self.routes = Routes(config, reactor)  # per-domain selectors and origin health
         self.limits = Limits(config, self.files_limit())
-        self.trimmer = Trimmer(reactor)  # memory back to the kernel after mass closes (wsrelay/trim.py)
+        # memory back to the system as sessions close in bulk (wsrelay/edge/trim.py)
+        self.trimmer = Trimmer(reactor, live=lambda: len(self.sessions))
         self.wheel = TimerWheel(reactor)  # heartbeats and idle clocks of every session (wsrelay/timers.py)
         self.draining = False
         self._staggers = set()     # closes spread over drain_window, still running

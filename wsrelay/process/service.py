@@ -290,8 +290,9 @@ def tune_collector():
     Collect the young generation every GC_YOUNG allocations instead of CPython's 700. Every
     handshake allocates a few hundred objects that live as long as their session, and each
     young collection passes over them again: at 700 the collector was 13 % of the CPU per
-    connect (bench/README.md, "connect rate"). Session cycles are still freed by the next
-    young collection, and in full after a burst of closes (wsrelay.edge.trim).
+    connect (bench/README.md, "connect rate"). An ended session frees itself by refcounting
+    (Session.release breaks its cycles); a full collection still runs after a burst of closes
+    (wsrelay.edge.trim).
     """
     _, older, oldest = gc.get_threshold()
     gc.set_threshold(GC_YOUNG, older, oldest)
