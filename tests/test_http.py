@@ -4,7 +4,7 @@ import pytest
 
 from wsrelay.edge.http import (
     accept_for, check_request_head, client_address, error_response, forwarded_headers,
-    HOP_BY_HOP, end_to_end, origin_request, request_target, response_headers, status_of,
+    HOP_BY_HOP, end_to_end, origin_request, request_target, response_headers, status_of, valid_header_value,
 )
 
 GOOD = b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n"
@@ -18,6 +18,10 @@ GOOD = b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n"
     (b"GET / HTTP/1.1\r\nHost: a\r\n folded\r\n\r\n", "folding"),
     (b"GET / HTTP/1.1\r\nno colon here\r\n\r\n", "malformed"),
     (b"GET / HTTP/1.1\r\nBad Name: x\r\n\r\n", "malformed"),
+    (b"GET / HTTP/1.1\r\nN\xe9me: x\r\n\r\n", "malformed"),
+    (b"GET / HTTP/1.1\r\nX(1): x\r\n\r\n", "malformed"),
+    (b"GET / HTTP/1.1\r\n: x\r\n\r\n", "malformed"),
+    (b"GET / HTTP/1.1\r\nX-A_b.c~1!#$%&'*+^`|: x\r\n\r\n", None),
 ])
 def test_request_head_checks(head, problem):
     result = check_request_head(head)
@@ -119,3 +123,13 @@ def test_end_to_end_drops_hop_by_hop_and_nominated_headers_and_keeps_order():
              ("connection", "x-c")]
     assert end_to_end(pairs) == [("x-b", "2")]
     assert end_to_end([("X-D", "4"), ("Host", "h")], drop=HOP_BY_HOP | {"host"}) == [("X-D", "4")]
+
+
+def test_a_header_value_may_hold_any_character_but_the_controls():
+    """HTAB and everything from space up pass (obs-text and other Unicode too); NUL, CR, LF, the
+    other C0 controls and DEL never reach a peer."""
+    for code in range(0x250):
+        char = chr(code)
+        allowed = char == "\t" or (code >= 0x20 and code != 0x7F)
+        assert valid_header_value(f"a{char}b") is allowed, hex(code)
+    assert valid_header_value("") and valid_header_value("Mozilla/5.0 (X11) \u00e9\u4e2d")

@@ -79,13 +79,17 @@ def end_to_end(pairs, drop=HOP_BY_HOP):
     """
     pairs = list(pairs)
     hop = nominated(value for name, value in pairs if name.lower() == "connection")
-    return [(name, value) for name, value in pairs
-            if name.lower() not in drop and name.lower() not in hop]
+    if hop:
+        drop = drop | hop
+    return [(name, value) for name, value in pairs if name.lower() not in drop]
+
+
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f]")  # what a header value may not hold (HTAB may)
 
 
 def valid_header_value(value):
     """A header value the relay may write: no CR, LF, NUL or other control characters."""
-    return all(c == "\t" or 0x20 <= ord(c) != 0x7F for c in value)
+    return _CONTROL.search(value) is None
 
 
 def client_address(peer, forwarded_for, trusted):
